@@ -1,0 +1,38 @@
+"""specchain: recurrent neural networks as typed graphs of module specs."""
+
+from specchain import losses
+from specchain.chain import LintError, SpecChain, branch, parallel, serial
+from specchain.engine import Tape
+from specchain.gradcheck import GradcheckReport, gradcheck
+from specchain.params import seed
+from specchain.saving import ModelFileError, load
+from specchain.spec import Context, NNModuleSpec
+from specchain.state import StateDictError
+from specchain.types import ANY, DimEnv, ShapeError, SpecError, TensorType, TupleType
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ANY",
+    "Context",
+    "DimEnv",
+    "GradcheckReport",
+    "LintError",
+    "ModelFileError",
+    "NNModuleSpec",
+    "ShapeError",
+    "SpecChain",
+    "SpecError",
+    "StateDictError",
+    "Tape",
+    "TensorType",
+    "TupleType",
+    "__version__",
+    "branch",
+    "gradcheck",
+    "load",
+    "losses",
+    "parallel",
+    "seed",
+    "serial",
+]

@@ -1,0 +1,252 @@
+"""Forward and backward over a ``SpecChain``.
+
+Forward runs the nodes in the chain's deterministic order and, when asked, keeps a ``Tape`` of every
+node's output and saved tensors. Backward walks the same order in reverse: cotangents of a value
+used several times (fan-out) add up, and a spec that appears at several nodes (shared weights)
+receives the sum of its gradients under its first name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+
+from specchain import graph as g
+from specchain.chain import SpecChain, infer_types
+from specchain.graph import INPUT, OUTPUT
+from specchain.params import RngLike, as_generator
+from specchain.spec import Context, NNModuleSpec, Value
+from specchain.types import DimEnv, ShapeError, SpecError, contains_any, type_of
+
+if TYPE_CHECKING:
+    from specchain.losses import Loss
+
+Edge = tuple[str, int | None, g.Index]
+
+
+@attrs.frozen
+class Tape:
+    """What one forward pass kept for backward: each node's output and saved tensors."""
+
+    chain: SpecChain = attrs.field(repr=False)
+    values: dict[str, Value] = attrs.field(repr=False)
+    saved: dict[str, Any] = attrs.field(repr=False)
+    train: bool
+
+
+@attrs.frozen
+class Step:
+    """One node of the execution plan."""
+
+    node: str
+    spec: NNModuleSpec
+    edges: tuple[Edge, ...]
+    whole: bool
+    param_names: dict[str, str]  # local name -> full (canonical) name
+
+
+def plan(chain: SpecChain) -> tuple[list[Step], tuple[Edge, ...], bool]:
+    """The chain's execution plan: derived once from the graph, then reused."""
+    cached = chain.__dict__.get("_plan")
+    if cached is not None:
+        return cached
+    canonical = {
+        (id(chain.spec(node).params), local): full
+        for full, (node, local) in chain.parameter_owners().items()
+    }
+    steps = []
+    for node in chain.nodes:
+        spec = chain.spec(node)
+        edges = tuple(g.in_edges(chain.graph, node))
+        names = {local: canonical[(id(spec.params), local)] for local in spec.params}
+        steps.append(Step(node, spec, edges, _is_whole(edges), names))
+    out_edges = tuple(g.in_edges(chain.graph, OUTPUT))
+    result = (steps, out_edges, _is_whole(out_edges))
+    chain.__dict__["_plan"] = result
+    return result
+
+
+def _is_whole(edges: tuple[Edge, ...]) -> bool:
+    return len(edges) == 1 and edges[0][1] is None
+
+
+def _gather(values: dict[str, Value], edges: tuple[Edge, ...], whole: bool) -> Value:
+    if whole:
+        src, _, index = edges[0]
+        return g.select_value(values[src], index)
+    return tuple(g.select_value(values[src], index) for src, _, index in edges)
+
+
+# --- forward ---------------------------------------------------------------------------------
+
+
+def forward(
+    chain: SpecChain, x: Value, train: bool, rng: RngLike, keep: bool
+) -> tuple[Value, Tape]:
+    check_input(chain, x)
+    ctx = Context(train=bool(train), rng=as_generator(rng))
+    steps, out_edges, out_whole = plan(chain)
+    values: dict[str, Value] = {INPUT: x}
+    saved: dict[str, Any] = {}
+    for step in steps:
+        inp = _gather(values, step.edges, step.whole)
+        try:
+            values[step.node], kept = step.spec.forward(step.spec.params, inp, ctx)
+        except Exception as err:
+            _annotate(err, step, inp, "forward")
+            raise
+        if keep:
+            saved[step.node] = kept
+    y = _gather(values, out_edges, out_whole)
+    return y, Tape(chain, values if keep else {}, saved, bool(train))
+
+
+def check_input(chain: SpecChain, x: Value) -> None:
+    """Check the input against ``chain.in_type`` (symbols bind to sizes) and the params' dtype."""
+    concrete = type_of(x)
+    try:
+        if contains_any(chain.in_type):
+            raise ShapeError("input type is only known now")
+        DimEnv(at_call=True).unify(concrete, chain.in_type, "input")
+    except ShapeError:
+        # A rank the declared type does not cover may still be valid (unbatched [T, F] input):
+        # inferring the whole graph on the concrete type decides, and names the node if not.
+        infer_types(chain.graph.copy(), concrete, at_call=True)
+    model_dtype = chain.dtype
+    for leaf in _leaves(x):
+        if model_dtype is not None and leaf.dtype.kind == "f" and leaf.dtype != model_dtype:
+            raise TypeError(
+                f"input dtype {leaf.dtype} does not match the model's parameter dtype "
+                f"{model_dtype}; cast the input with x.astype(np.{model_dtype}) or the model "
+                f"with model.to(np.{leaf.dtype})"
+            )
+
+
+def _leaves(value: Value) -> list[np.ndarray]:
+    if isinstance(value, tuple):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def _annotate(err: Exception, step: Step, inp: Value, phase: str) -> None:
+    """Add the node, its kind and its input types to an error, once."""
+    if getattr(err, "_specchain_node", None) is not None:
+        return
+    try:
+        received = str(type_of(inp))
+    except TypeError:
+        received = type(inp).__name__
+    context = f"in {phase} of node {step.node!r} ({step.spec.kind}, input {received})"
+    err._specchain_node = step.node  # type: ignore[attr-defined]
+    if isinstance(err, SpecError) and err.args and isinstance(err.args[0], str):
+        err.args = (f"{context}: {err.args[0]}", *err.args[1:])
+    elif hasattr(err, "add_note"):
+        err.add_note(context)
+
+
+# --- backward --------------------------------------------------------------------------------
+
+
+def backward(chain: SpecChain, tape: Tape, dy: Value) -> tuple[Value, dict[str, np.ndarray]]:
+    if tape.chain is not chain:
+        raise SpecError("this tape was recorded by another chain; pass the tape from its forward")
+    if not tape.values:
+        raise SpecError("this forward kept no tape; call model.forward(x, ...) to record one")
+    steps, out_edges, out_whole = plan(chain)
+    cotangents: dict[str, Any] = {}
+    output = _gather(tape.values, out_edges, out_whole)
+    _route(cotangents, tape.values, out_edges, out_whole, _check_cotangent(dy, output))
+    grads: dict[str, np.ndarray] = {}
+    for step in reversed(steps):
+        if step.node not in cotangents:
+            continue
+        dy_node = materialize(cotangents.pop(step.node), tape.values[step.node])
+        try:
+            dx, dparams = step.spec.backward(step.spec.params, tape.saved[step.node], dy_node)
+        except Exception as err:
+            _annotate(err, step, _gather(tape.values, step.edges, step.whole), "backward")
+            raise
+        for local, d in dparams.items():
+            full = step.param_names[local]
+            grads[full] = grads[full] + d if full in grads else d
+        _route(cotangents, tape.values, step.edges, step.whole, dx)
+    dx = materialize(cotangents.get(INPUT), tape.values[INPUT])
+    params = chain.named_parameters()
+    return dx, {name: grads.get(name, np.zeros_like(p)) for name, p in params.items()}
+
+
+def _check_cotangent(dy: Value, output: Value) -> Value:
+    if isinstance(output, tuple):
+        if not isinstance(dy, (tuple, list)) or len(dy) != len(output):
+            raise ShapeError(
+                f"dy must match the output structure {type_of(output)}, got {_describe(dy)}"
+            )
+        return tuple(_check_cotangent(d, o) for d, o in zip(dy, output, strict=False))
+    if dy is None:
+        return None
+    dy = np.asarray(dy)
+    if dy.shape != output.shape:
+        raise ShapeError(f"dy has shape {list(dy.shape)}, the output has {list(output.shape)}")
+    return dy
+
+
+def _describe(value: Any) -> str:
+    try:
+        return str(type_of(value))
+    except TypeError:
+        return type(value).__name__
+
+
+def _route(
+    cotangents: dict[str, Any],
+    values: dict[str, Value],
+    edges: tuple[Edge, ...],
+    whole: bool,
+    d: Any,
+) -> None:
+    """Send a node's input cotangent ``d`` back along its in-edges, adding up at the sources."""
+    for src, port, index in edges:
+        piece = d if whole else d[port]
+        if piece is None:
+            continue
+        cotangents[src] = add_at(cotangents.get(src), index, piece, values[src])
+
+
+def add_at(current: Any, index: g.Index, piece: Any, value: Value) -> Any:
+    """``current`` with ``piece`` added at the tuple path ``index`` (None means zero)."""
+    if not index:
+        return _add(current, piece)
+    items = list(current) if current is not None else [None] * len(value)
+    items[index[0]] = add_at(items[index[0]], index[1:], piece, value[index[0]])
+    return items
+
+
+def _add(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if isinstance(a, (list, tuple)):
+        return [_add(x, y) for x, y in zip(a, b, strict=False)]
+    return a + b
+
+
+def materialize(cotangent: Any, value: Value) -> Value:
+    """A full cotangent for ``value``: zeros where nothing flowed, None for integer arrays."""
+    if isinstance(value, tuple):
+        items = cotangent if cotangent is not None else [None] * len(value)
+        return tuple(materialize(c, v) for c, v in zip(items, value, strict=False))
+    if value.dtype.kind != "f":
+        return None
+    return cotangent if cotangent is not None else np.zeros_like(value)
+
+
+def value_and_grad(
+    chain: SpecChain, x: Value, target: Value, loss: Loss, train: bool, rng: RngLike
+) -> tuple[float, dict[str, np.ndarray]]:
+    y, tape = forward(chain, x, train=train, rng=rng, keep=True)
+    value, dy = loss.value_and_grad(y, target)
+    _, grads = backward(chain, tape, dy)
+    return value, grads

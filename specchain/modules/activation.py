@@ -1,0 +1,81 @@
+"""Elementwise activations: ``Tanh``, ``Sigmoid``, ``ReLU`` and ``Identity``.
+
+Each maps any float array ``[...]`` to an array of the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from specchain.numerics import sigmoid
+from specchain.spec import Context, NNModuleSpec, Params
+from specchain.types import ELLIPSIS, AnyType, DimEnv, ShapeError, TensorType, Type
+
+
+class Elementwise(NNModuleSpec):
+    """Shared shape contract: one float tensor in, the same type out."""
+
+    @property
+    def in_type(self) -> Type:
+        return TensorType((ELLIPSIS,))
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if isinstance(in_type, AnyType):
+            return in_type
+        if not isinstance(in_type, TensorType) or in_type.dtype != "float":
+            raise ShapeError(f"{self.kind} takes one float tensor, got {in_type}")
+        return in_type
+
+
+@attrs.define(eq=False)
+class Tanh(Elementwise):
+    """y = tanh(x)."""
+
+    def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
+        y = np.tanh(x)
+        return y, y
+
+    def backward(self, params: Params, y: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, Params]:
+        return dy * (1.0 - y * y), {}
+
+
+@attrs.define(eq=False)
+class Sigmoid(Elementwise):
+    """y = 1 / (1 + exp(-x)), without overflow for any finite x."""
+
+    def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
+        y = sigmoid(x)
+        return y, y
+
+    def backward(self, params: Params, y: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, Params]:
+        return dy * y * (1.0 - y), {}
+
+
+@attrs.define(eq=False)
+class ReLU(Elementwise):
+    """y = max(x, 0); the gradient at 0 is 0, as in PyTorch."""
+
+    def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
+        return np.maximum(x, 0), x > 0  # maximum keeps NaN, like torch.relu
+
+    def backward(
+        self, params: Params, positive: np.ndarray, dy: np.ndarray
+    ) -> tuple[np.ndarray, Params]:
+        return np.where(positive, dy, 0.0).astype(dy.dtype, copy=False), {}
+
+
+@attrs.define(eq=False)
+class Identity(NNModuleSpec):
+    """y = x, for any value (arrays or tuples)."""
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        return in_type
+
+    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, None]:
+        return x, None
+
+    def backward(self, params: Params, saved: None, dy: Any) -> tuple[Any, Params]:
+        return dy, {}

@@ -1,0 +1,262 @@
+"""Sequence plumbing: ``Reverse``, ``LastStep``, ``Concat``, ``Add``, ``Select``, ``Pack`` and
+``TimeDistributed``.
+
+Time-major like ``nn.LSTM(batch_first=False)``: the time axis is 0 unless ``axis=`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from specchain.spec import Context, NNModuleSpec, Params, non_negative_int
+from specchain.types import ANY, AnyType, DimEnv, ShapeError, TensorType, TupleType, Type
+
+SEQUENCE = TensorType(("T", "B", "F"))
+
+
+def _tensor(spec: NNModuleSpec, in_type: Type, min_rank: int) -> TensorType:
+    if not isinstance(in_type, TensorType) or in_type.dtype != "float":
+        raise ShapeError(f"{spec.kind} takes one float tensor, got {in_type}")
+    if in_type.rank is not None and in_type.rank < min_rank:
+        raise ShapeError(f"{spec.kind} needs rank >= {min_rank}, got {in_type}")
+    return in_type
+
+
+def _unknown(in_type: Type) -> bool:
+    """True while (part of) a tuple input is only known at call time."""
+    if isinstance(in_type, TupleType):
+        return any(isinstance(i, AnyType) for i in in_type.items)
+    return isinstance(in_type, AnyType)
+
+
+def _tensors(spec: NNModuleSpec, in_type: Type, min_items: int) -> list[TensorType]:
+    if not isinstance(in_type, TupleType) or len(in_type.items) < min_items:
+        raise ShapeError(f"{spec.kind} takes a tuple of >= {min_items} tensors, got {in_type}")
+    items = [i for i in in_type.items if isinstance(i, TensorType) and i.dtype == "float"]
+    if len(items) != len(in_type.items):
+        raise ShapeError(f"{spec.kind} takes float tensors only, got {in_type}")
+    return items
+
+
+@attrs.define(eq=False)
+class Reverse(NNModuleSpec):
+    """Flip the time axis: y[t] = x[T - 1 - t]. Shapes: ``[T, ...]`` -> ``[T, ...]``."""
+
+    axis: int = attrs.field(default=0, validator=non_negative_int)
+
+    @property
+    def in_type(self) -> Type:
+        return SEQUENCE
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if isinstance(in_type, AnyType):
+            return in_type
+        return _tensor(self, in_type, self.axis + 1)
+
+    def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, None]:
+        return np.flip(x, axis=self.axis), None
+
+    def backward(self, params: Params, saved: None, dy: np.ndarray) -> tuple[np.ndarray, Params]:
+        return np.flip(dy, axis=self.axis), {}
+
+
+@attrs.define(eq=False)
+class LastStep(NNModuleSpec):
+    """The last time step (many-to-one): ``[T, B, F]`` -> ``[B, F]``; needs T >= 1."""
+
+    axis: int = attrs.field(default=0, validator=non_negative_int)
+
+    @property
+    def in_type(self) -> Type:
+        return SEQUENCE
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if isinstance(in_type, AnyType):
+            return in_type
+        t = _tensor(self, in_type, self.axis + 1)
+        if t.variadic:
+            raise ShapeError(f"LastStep needs a known rank, got {t}")
+        if t.dims[self.axis] == 0:
+            raise ShapeError(f"LastStep needs at least one time step, got {t}")
+        return t.with_dims(t.dims[: self.axis] + t.dims[self.axis + 1 :])
+
+    def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
+        if x.shape[self.axis] == 0:
+            raise ShapeError(
+                f"LastStep needs at least one time step, got T = 0 in shape {list(x.shape)}"
+            )
+        return np.take(x, -1, axis=self.axis), (x.shape, x.dtype)
+
+    def backward(self, params: Params, saved: Any, dy: np.ndarray) -> tuple[np.ndarray, Params]:
+        shape, dtype = saved
+        dx = np.zeros(shape, dtype=dtype)
+        index = [slice(None)] * len(shape)
+        index[self.axis] = -1  # type: ignore[call-overload]
+        dx[tuple(index)] = dy
+        return dx, {}
+
+
+@attrs.define(eq=False)
+class Concat(NNModuleSpec):
+    """Concatenate a tuple of tensors along ``axis`` (default: features, the last axis)."""
+
+    axis: int = attrs.field(default=-1)
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if _unknown(in_type):
+            return ANY
+        items = _tensors(self, in_type, 1)
+        ranks = {len(t.dims) for t in items}
+        if len(ranks) != 1 or any(t.variadic for t in items):
+            raise ShapeError(f"Concat needs tensors of one known rank, got {in_type}")
+        rank = ranks.pop()
+        axis = self.axis % rank
+        out = list(items[0].dims)
+        for t in items[1:]:
+            for k in range(rank):
+                if k != axis:
+                    out[k] = dims.equal(t.dims[k], out[k], f"dim {k}")
+        sizes = [dims.resolve(t.dims[axis]) for t in items]
+        ints = [s for s in sizes if isinstance(s, int)]
+        symbols = [str(s) for s in sizes if not isinstance(s, int)]
+        out[axis] = (
+            sum(ints) if not symbols else "+".join(symbols + ([str(sum(ints))] if ints else []))
+        )
+        return items[0].with_dims(out)
+
+    def forward(
+        self, params: Params, x: tuple[np.ndarray, ...], ctx: Context
+    ) -> tuple[np.ndarray, Any]:
+        return np.concatenate(x, axis=self.axis), [a.shape[self.axis] for a in x]
+
+    def backward(self, params: Params, sizes: list[int], dy: np.ndarray) -> tuple[Any, Params]:
+        cuts = np.cumsum(sizes)[:-1]
+        return tuple(np.split(dy, cuts, axis=self.axis)), {}
+
+
+@attrs.define(eq=False)
+class Add(NNModuleSpec):
+    """Sum a tuple of tensors of one type (a residual connection)."""
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if _unknown(in_type):
+            return ANY
+        items = _tensors(self, in_type, 2)
+        out: Type = items[0]
+        for i, t in enumerate(items[1:], start=1):
+            out = dims.unify(t, out, f"Add item {i}")
+        return out
+
+    def forward(
+        self, params: Params, x: tuple[np.ndarray, ...], ctx: Context
+    ) -> tuple[np.ndarray, int]:
+        total = x[0] + x[1]
+        for item in x[2:]:
+            total += item
+        return total, len(x)
+
+    def backward(self, params: Params, count: int, dy: np.ndarray) -> tuple[Any, Params]:
+        return (dy,) * count, {}
+
+
+@attrs.define(eq=False)
+class Select(NNModuleSpec):
+    """Item ``index`` of a tuple, e.g. ``h_n`` of ``(h_n, c_n)``."""
+
+    index: int = attrs.field(validator=non_negative_int)
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if isinstance(in_type, AnyType):
+            return in_type
+        if not isinstance(in_type, TupleType) or self.index >= len(in_type.items):
+            raise ShapeError(
+                f"Select({self.index}) needs a tuple of > {self.index} items, got {in_type}"
+            )
+        return in_type.items[self.index]
+
+    def forward(self, params: Params, x: tuple[Any, ...], ctx: Context) -> tuple[Any, int]:
+        return x[self.index], len(x)
+
+    def backward(self, params: Params, count: int, dy: Any) -> tuple[Any, Params]:
+        return tuple(dy if i == self.index else None for i in range(count)), {}
+
+
+@attrs.define(eq=False)
+class Pack(NNModuleSpec):
+    """Group several values into one tuple (inserted by composition to nest tuples)."""
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        return in_type
+
+    def forward(self, params: Params, x: tuple[Any, ...], ctx: Context) -> tuple[Any, None]:
+        return x, None
+
+    def backward(self, params: Params, saved: None, dy: Any) -> tuple[Any, Params]:
+        return dy, {}
+
+
+def _is_spec(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, NNModuleSpec):
+        raise TypeError(f"TimeDistributed wraps an NNModuleSpec, got {type(value).__name__}")
+
+
+@attrs.define(eq=False)
+class TimeDistributed(NNModuleSpec):
+    """Apply ``spec`` to every time step: ``[T, *in]`` -> ``[T, *out]``.
+
+    The wrapped spec's parameters are shared (the same arrays), and its gradients are summed over
+    the steps.
+    """
+
+    spec: NNModuleSpec = attrs.field(validator=_is_spec)
+
+    def __attrs_post_init__(self) -> None:
+        self.params = self.spec.params
+        self.rng = None
+
+    def describe(self) -> str:
+        return f"{self.spec.kind}({self.spec.describe()})"
+
+    @property
+    def in_type(self) -> Type:
+        inner = self.spec.in_type
+        if not isinstance(inner, TensorType):
+            return ANY
+        if inner.variadic:  # [..., I] per step: [T, B, I] over time
+            return inner.with_dims(("T", "B", *inner.dims[1:]))
+        return inner.with_dims(("T", *inner.dims))
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if isinstance(in_type, AnyType):
+            return in_type
+        t = _tensor(self, in_type, 1)
+        if t.variadic:  # the leading "..." holds the time axis too
+            return self.spec.infer(t, dims)
+        step = self.spec.infer(t.with_dims(t.dims[1:]), dims)
+        if not isinstance(step, TensorType):
+            raise ShapeError(f"TimeDistributed needs a spec with one tensor output, got {step}")
+        return step.with_dims((t.dims[0], *step.dims))
+
+    def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
+        steps = [self.spec.forward(params, x[t], ctx) for t in range(x.shape[0])]
+        if not steps:
+            step_type = self.spec.infer(TensorType.of(x[0:1]).with_dims(x.shape[1:]), DimEnv())
+            if not isinstance(step_type, TensorType):
+                raise ShapeError(f"TimeDistributed needs one tensor output, got {step_type}")
+            empty = np.zeros((0, *step_type.dims), dtype=x.dtype)  # type: ignore[type-var]
+            return empty, (x.shape, [])
+        return np.stack([y for y, _ in steps]), (x.shape, [s for _, s in steps])
+
+    def backward(self, params: Params, saved: Any, dy: np.ndarray) -> tuple[np.ndarray, Params]:
+        shape, step_saved = saved
+        dxs, total = [], {k: np.zeros_like(v) for k, v in params.items()}
+        for t, kept in enumerate(step_saved):
+            dx, dparams = self.spec.backward(params, kept, dy[t])
+            dxs.append(dx)
+            for k, d in dparams.items():
+                total[k] += d
+        dx_all = np.stack(dxs) if dxs else np.zeros(shape, dtype=dy.dtype)
+        return dx_all, total

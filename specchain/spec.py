@@ -1,0 +1,178 @@
+"""``NNModuleSpec``: the base of every layer, and the validators its hyper-parameters use.
+
+A spec is an ``attrs`` class. Its fields are validated hyper-parameters; ``params`` holds its
+parameter arrays under PyTorch's names and layouts. It provides, side by side:
+
+- ``in_type``: the input it expects when it stands first in a graph (``[T, B, 8]``);
+- ``infer(in_type, dims) -> out_type``: the shape contract, stating equalities through ``dims``;
+- ``forward(params, x, ctx) -> (y, saved)`` and ``backward(params, saved, dy) -> (dx, dparams)``.
+
+Backward receives everything it needs as arguments; nothing is cached on the spec, so one spec may
+appear several times in a graph (weight sharing) and its gradients add up.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+import numpy as np
+
+from specchain import params as _params
+from specchain.types import ANY, DimEnv, SpecError, Type
+
+if TYPE_CHECKING:
+    from specchain.chain import SpecChain
+
+Params = dict[str, np.ndarray]
+Value = Any  # an array or a (nested) tuple of arrays
+SPEC_KINDS: dict[str, type[NNModuleSpec]] = {}
+_NOT_CONFIG = ("name", "rng")
+
+
+@attrs.frozen
+class Context:
+    """What a forward pass may depend on besides its input: mode and random generator."""
+
+    train: bool = False
+    rng: np.random.Generator = attrs.field(factory=lambda: _params.as_generator(None))
+
+
+# --- validators: named, so messages say which spec and which field --------------------------
+
+
+def _owner(inst: object, attribute: attrs.Attribute[Any]) -> str:
+    return f"{type(inst).__name__}.{attribute.name}"
+
+
+def positive_int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _check_int(inst, attribute, value, minimum=1)
+
+
+def non_negative_int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _check_int(inst, attribute, value, minimum=0)
+
+
+def _check_int(inst: object, attribute: attrs.Attribute[Any], value: object, minimum: int) -> None:
+    what = "a positive int" if minimum == 1 else "an int >= 0"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"{_owner(inst, attribute)} must be {what}, got {value!r} ({type(value).__name__})"
+        )
+    if value < minimum:
+        raise SpecError(f"{_owner(inst, attribute)} must be {what}, got {value}")
+
+
+def probability(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"{_owner(inst, attribute)} must be a float in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise SpecError(f"{_owner(inst, attribute)} must be in [0, 1], got {value}")
+
+
+def flag(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{_owner(inst, attribute)} must be True or False, got {value!r}")
+
+
+def node_name(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{_owner(inst, attribute)} must be a non-empty string, got {value!r}")
+    if value in RESERVED_NAMES:
+        raise SpecError(f"the node name {value!r} is reserved for the graph's own input/output")
+
+
+RESERVED_NAMES = frozenset({"<input>", "<output>"})
+
+
+def snake_case(name: str) -> str:
+    """``LSTMCell`` -> ``lstm_cell``, ``TimeDistributed`` -> ``time_distributed``."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return spaced.lower()
+
+
+@attrs.define(eq=False)
+class NNModuleSpec:
+    """Base class of all layers. Subclasses add validated fields and the methods below."""
+
+    name: str | None = attrs.field(default=None, kw_only=True, validator=node_name)
+    rng: _params.RngLike = attrs.field(default=None, kw_only=True, repr=False)
+    params: Params = attrs.field(init=False, factory=dict, repr=False)
+
+    kind: ClassVar[str] = "NNModuleSpec"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = cls.__name__
+        SPEC_KINDS[cls.__name__] = cls
+
+    def __attrs_post_init__(self) -> None:
+        self.params = _params.initialise(self.declare_params(), self.rng)
+        self.rng = None  # used once: the spec keeps no generator
+
+    # --- what subclasses provide ------------------------------------------------------------
+
+    def declare_params(self) -> dict[str, _params.ParamDecl]:
+        """Parameter names (PyTorch's), shapes and default initialisers, in creation order."""
+        return {}
+
+    @property
+    def in_type(self) -> Type:
+        """The input this spec expects when it is the first node of a graph."""
+        return ANY
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        """The output type for ``in_type``; raise ``ShapeError`` with the differing dim."""
+        raise NotImplementedError
+
+    def forward(self, params: Params, x: Value, ctx: Context) -> tuple[Value, Any]:
+        """``(y, saved)``: the output and what ``backward`` needs."""
+        raise NotImplementedError
+
+    def backward(self, params: Params, saved: Any, dy: Value) -> tuple[Value, Params]:
+        """``(dx, dparams)``: the input cotangent (None for integer inputs) and parameter grads."""
+        raise NotImplementedError
+
+    # --- shared behaviour ---------------------------------------------------------------------
+
+    @property
+    def default_name(self) -> str:
+        return self.name if self.name is not None else snake_case(self.kind)
+
+    def config(self) -> dict[str, Any]:
+        """Hyper-parameters, by field name (what ``save`` stores and ``summary`` shows)."""
+        return {
+            a.name: getattr(self, a.name)
+            for a in attrs.fields(type(self))
+            if a.init and a.name not in _NOT_CONFIG
+        }
+
+    def describe(self) -> str:
+        """Key hyper-parameters for summaries and diagrams, e.g. ``8 -> 32``."""
+        return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+
+    @property
+    def num_params(self) -> int:
+        return sum(int(p.size) for p in self.params.values())
+
+    def as_chain(self) -> SpecChain:
+        from specchain.chain import SpecChain
+
+        return SpecChain.of(self)
+
+    def __rshift__(self, other: NNModuleSpec | SpecChain) -> SpecChain:
+        return self.as_chain() >> other
+
+    def __call__(self, x: Value) -> Value:
+        """Inference forward of this spec alone (as a one-node chain)."""
+        return self.as_chain()(x)
+
+    def to(self, dtype: object) -> NNModuleSpec:
+        """Cast every parameter to ``dtype`` in place (like ``module.double()``)."""
+        resolved = _params.check_float_dtype(dtype)
+        for key, value in self.params.items():
+            self.params[key] = value.astype(resolved)
+        return self

@@ -1,0 +1,246 @@
+"""Types that flow along the edges of a spec graph.
+
+A ``Dim`` is either a fixed size (``int``) or a symbol (``str``) such as ``"T"`` (time) or ``"B"``
+(batch). The symbol ``"..."`` may stand first in a tensor type and means "any number of leading
+dims" (``Linear`` accepts ``[..., in_features]``).
+
+``TensorType(dims, dtype)`` describes one array; ``dtype`` is the *kind* ``"float"`` or ``"int"``:
+the float width (float32 or float64) follows the model's parameters and is checked at call time.
+``TupleType(items, names)`` describes a tuple of values (merge inputs, ``output, (h_n, c_n)``).
+``ANY`` is the type of an input that is only known when data arrives (a bare ``Concat``).
+
+``DimEnv`` unifies symbols across a whole graph: every spec's ``infer`` states its equalities
+through it, and a conflict raises ``ShapeError`` naming the dims that differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+import numpy as np
+
+Dim = int | str
+ELLIPSIS = "..."
+
+
+class SpecError(ValueError):
+    """Base class of every error specchain raises for a user mistake."""
+
+
+class ShapeError(SpecError):
+    """A shape or type does not fit: at graph build time, or when data arrives."""
+
+
+def format_dim(dim: Dim) -> str:
+    return str(dim)
+
+
+def _check_dim(dim: object) -> Dim:
+    if isinstance(dim, bool) or not isinstance(dim, (int, str)):
+        raise TypeError(f"a dim must be an int or a symbol string, got {dim!r}")
+    if isinstance(dim, int) and dim < 0:
+        raise ShapeError(f"a dim must be >= 0, got {dim}")
+    if isinstance(dim, str) and not dim:
+        raise ShapeError("a symbolic dim needs a non-empty name")
+    return dim
+
+
+def _to_dims(dims: Iterable[object]) -> tuple[Dim, ...]:
+    checked = tuple(_check_dim(d) for d in dims)
+    if ELLIPSIS in checked[1:]:
+        raise ShapeError(f"'...' may only stand first in a tensor type, got {list(checked)}")
+    return checked
+
+
+@attrs.frozen(repr=False)
+class TensorType:
+    """One array: ``dims`` (ints and symbols) and a dtype kind (``"float"`` or ``"int"``)."""
+
+    dims: tuple[Dim, ...] = attrs.field(converter=_to_dims)
+    dtype: str = attrs.field(default="float", validator=attrs.validators.in_(("float", "int")))
+
+    @property
+    def rank(self) -> int | None:
+        """Number of dims, or None when the type has a leading ``...``."""
+        return None if self.variadic else len(self.dims)
+
+    @property
+    def variadic(self) -> bool:
+        return bool(self.dims) and self.dims[0] == ELLIPSIS
+
+    def with_dims(self, dims: Sequence[Dim]) -> TensorType:
+        return TensorType(tuple(dims), self.dtype)
+
+    @classmethod
+    def of(cls, value: np.ndarray) -> TensorType:
+        """The concrete type of an array."""
+        kind = "int" if np.issubdtype(value.dtype, np.integer) else "float"
+        return cls(tuple(int(d) for d in value.shape), kind)
+
+    def __str__(self) -> str:
+        body = "[" + ", ".join(format_dim(d) for d in self.dims) + "]"
+        return body if self.dtype == "float" else f"int{body}"
+
+    def __repr__(self) -> str:
+        args = ", ".join(format_dim(d) for d in self.dims)
+        suffix = "" if self.dtype == "float" else ", dtype=int"
+        return f"TensorType({args}{suffix})"
+
+
+def _to_items(items: Iterable[Type]) -> tuple[Type, ...]:
+    return tuple(items)
+
+
+@attrs.frozen(repr=False)
+class TupleType:
+    """A tuple of values; ``names`` label the items for summaries and diagrams."""
+
+    items: tuple[Type, ...] = attrs.field(converter=_to_items)
+    names: tuple[str, ...] | None = attrs.field(default=None, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.names is not None and len(self.names) != len(self.items):
+            raise ShapeError(f"TupleType has {len(self.items)} items but {len(self.names)} names")
+
+    def __str__(self) -> str:
+        if self.names is None:
+            return "(" + ", ".join(str(t) for t in self.items) + ")"
+        return (
+            "(" + ", ".join(f"{n}: {t}" for n, t in zip(self.names, self.items, strict=False)) + ")"
+        )
+
+    def __repr__(self) -> str:
+        return f"TupleType({', '.join(repr(t) for t in self.items)})"
+
+    @classmethod
+    def of(cls, value: tuple[object, ...]) -> TupleType:
+        return cls(type_of(v) for v in value)
+
+
+class AnyType:
+    """The type of an input known only when data arrives."""
+
+    def __str__(self) -> str:
+        return "any"
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = AnyType()
+Type = TensorType | TupleType | AnyType
+
+
+def type_of(value: object) -> Type:
+    """The concrete type of a value: an array or a (nested) tuple of arrays."""
+    if isinstance(value, tuple):
+        return TupleType.of(value)
+    if isinstance(value, np.ndarray):
+        return TensorType.of(value)
+    raise TypeError(
+        f"expected a numpy array or a tuple of arrays, got {type(value).__name__}; "
+        "convert it with np.asarray(...)"
+    )
+
+
+def contains_any(t: Type) -> bool:
+    if isinstance(t, AnyType):
+        return True
+    if isinstance(t, TupleType):
+        return any(contains_any(i) for i in t.items)
+    return False
+
+
+class DimEnv:
+    """A substitution of symbols, grown by unification; shared by all specs of one graph."""
+
+    def __init__(self, at_call: bool = False) -> None:
+        self.at_call = at_call  # phrase conflicts as "expected X, got Y" (data) or "X != Y" (build)
+        self.bindings: dict[str, Dim] = {}
+        self.prefix: tuple[Dim, ...] | None = None  # what ``...`` stands for, once known
+
+    def resolve(self, dim: Dim) -> Dim:
+        while isinstance(dim, str) and dim in self.bindings:
+            dim = self.bindings[dim]
+        return dim
+
+    def equal(self, a: Dim, b: Dim, what: str = "dim") -> Dim:
+        """Unify ``a`` (what arrives) with ``b`` (what is expected); raise ``ShapeError`` naming
+        ``what`` and both values when they conflict."""
+        a, b = self.resolve(a), self.resolve(b)
+        if a == b:
+            return a
+        if isinstance(a, str) and a != ELLIPSIS:
+            self.bindings[a] = b
+            return b
+        if isinstance(b, str) and b != ELLIPSIS:
+            self.bindings[b] = a
+            return a
+        if self.at_call:
+            raise ShapeError(f"{what}: expected {b}, got {a}")
+        raise ShapeError(f"{what} {a} != {b}")
+
+    def unify(self, a: Type, b: Type, what: str = "type") -> Type:
+        """Unify two types dim by dim; returns the unified type."""
+        if isinstance(a, AnyType):
+            return b
+        if isinstance(b, AnyType):
+            return a
+        if isinstance(a, TupleType) or isinstance(b, TupleType):
+            if not (isinstance(a, TupleType) and isinstance(b, TupleType)):
+                raise ShapeError(f"{what}: a tuple and a single tensor do not match ({a} vs {b})")
+            if len(a.items) != len(b.items):
+                raise ShapeError(f"{what}: tuple of {len(a.items)} != tuple of {len(b.items)}")
+            return TupleType(
+                (
+                    self.unify(x, y, f"{what} item {i}")
+                    for i, (x, y) in enumerate(zip(a.items, b.items, strict=False))
+                ),
+                a.names or b.names,
+            )
+        if a.dtype != b.dtype:
+            raise ShapeError(f"{what}: dtype {a.dtype} != {b.dtype}")
+        return a.with_dims(self.unify_dims(a.dims, b.dims, what))
+
+    def unify_dims(self, a: tuple[Dim, ...], b: tuple[Dim, ...], what: str) -> tuple[Dim, ...]:
+        a_var, b_var = bool(a) and a[0] == ELLIPSIS, bool(b) and b[0] == ELLIPSIS
+        a_fixed, b_fixed = a[1:] if a_var else a, b[1:] if b_var else b
+        if not a_var and not b_var and len(a) != len(b):
+            raise ShapeError(f"{what}: rank {len(a)} != {len(b)} ({_fmt(a)} vs {_fmt(b)})")
+        n = min(len(a_fixed), len(b_fixed))
+        if (a_var and not b_var and len(b) < len(a_fixed)) or (
+            b_var and not a_var and len(a) < len(b_fixed)
+        ):
+            raise ShapeError(f"{what}: rank too small ({_fmt(a)} vs {_fmt(b)})")
+        suffix = [
+            self.equal(x, y, _dim_label(len(a_fixed) - n + i, len(a_fixed)))
+            for i, (x, y) in enumerate(
+                zip(a_fixed[len(a_fixed) - n :], b_fixed[len(b_fixed) - n :], strict=False)
+            )
+        ]
+        longer = a if len(a_fixed) >= len(b_fixed) else b
+        head = list(longer[: len(longer) - n])
+        if a_var != b_var:
+            concrete = b if a_var else a
+            self.prefix = tuple(concrete[: len(concrete) - n])
+            head = list(self.prefix)
+        return tuple(self.resolve(d) for d in head) + tuple(suffix)
+
+    def apply(self, t: Type) -> Type:
+        """``t`` with every bound symbol replaced by what it stands for."""
+        if isinstance(t, AnyType):
+            return t
+        if isinstance(t, TupleType):
+            return TupleType((self.apply(i) for i in t.items), t.names)
+        return t.with_dims([self.resolve(d) for d in t.dims])
+
+
+def _fmt(dims: Sequence[Dim]) -> str:
+    return "[" + ", ".join(format_dim(d) for d in dims) + "]"
+
+
+def _dim_label(index: int, rank: int) -> str:
+    if index == rank - 1:
+        return "feature size"
+    return f"dim {index}"
