@@ -142,6 +142,11 @@ class NNModuleSpec:
     def default_name(self) -> str:
         return self.name if self.name is not None else snake_case(self.kind)
 
+    def components(self) -> SpecChain | None:
+        """For a composite spec (a stacked or bidirectional LSTM, the attention decoder): its
+        inside as a chain of smaller specs, which diagrams draw as an expandable cluster."""
+        return None
+
     def config(self) -> dict[str, Any]:
         """Hyper-parameters, by field name (what ``save`` stores and ``summary`` shows)."""
         return {
