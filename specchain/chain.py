@@ -234,13 +234,20 @@ def _connect_message(
 
 
 class _Builder:
-    """Copies parts into one graph, giving every node a unique deterministic name."""
+    """Copies parts into one graph, giving every node a unique deterministic name.
+
+    A copied chain keeps its node names unless they are already taken (so the parameter names of
+    ``enc`` stay valid in ``enc >> head``); a clash gets the next free ``base_k``.
+    """
 
     def __init__(self) -> None:
         self.graph = nx.MultiDiGraph()
         self.owner: dict[str, NNModuleSpec] = {}
+        self.next_suffix: dict[str, int] = {}  # every base_k below it is taken: linear time
 
-    def _name_for(self, spec: NNModuleSpec) -> str:
+    def _name_for(self, spec: NNModuleSpec, current: str | None = None) -> str:
+        if current is not None and current not in self.owner:
+            return current
         base = spec.default_name
         if base not in self.owner:
             return base
@@ -248,19 +255,26 @@ class _Builder:
             raise SpecError(
                 f"two different specs are both named {base!r}; give one of them another name="
             )
-        k = 1
+        k = self.next_suffix.get(base, 1)
         while f"{base}_{k}" in self.owner:
             k += 1
+        self.next_suffix[base] = k + 1
         return f"{base}_{k}"
 
-    def add(self, part: SpecChain) -> tuple[list[tuple[str, int | None, g.Index]], list[Any]]:
+    def _add_node(self, spec: NNModuleSpec, current: str | None = None) -> str:
+        name = self._name_for(spec, current)
+        self.owner[name] = spec
+        self.graph.add_node(name, spec=spec)
+        return name
+
+    def add(self, part: Part) -> tuple[list[tuple[str, int | None, g.Index]], list[Any]]:
         """Copy ``part``'s nodes; returns its input consumers and its output feeders."""
+        if isinstance(part, NNModuleSpec):  # a one-node chain, without building one
+            name = self._add_node(part)
+            return [(name, None, ())], [(name, None, ())]
         rename: dict[str, str] = {}
         for node in part.nodes:
-            spec = part.spec(node)
-            rename[node] = new = self._name_for(spec)
-            self.owner[new] = spec
-            self.graph.add_node(new, spec=spec)
+            rename[node] = self._add_node(part.spec(node), node)
         consumers: list[tuple[str, int | None, g.Index]] = []
         feeders: list[tuple[str, int | None, g.Index]] = []
         for u, v, d in part.graph.edges(data=True):
@@ -298,10 +312,7 @@ class _Builder:
     def _pack(self, feeders: list[Any]) -> str:
         from specchain.modules.sequence import Pack
 
-        pack = Pack()
-        name = self._name_for(pack)
-        self.owner[name] = pack
-        self.graph.add_node(name, spec=pack)
+        name = self._add_node(Pack())
         for src, port, index in feeders:
             self._edge(src, name, port, index)
         return name
@@ -316,18 +327,22 @@ def _as_chains(parts: Iterable[Part], what: str) -> list[SpecChain]:
 
 def serial(*parts: Part) -> SpecChain:
     """``serial(a, b, c)`` == ``a >> b >> c``, built in one pass (linear time in the size)."""
-    chains = _as_chains(parts, "serial")
+    for part in parts:
+        if not isinstance(part, (NNModuleSpec, SpecChain)):
+            SpecChain.of(part)  # raises the TypeError that names what was given
+    if not parts:
+        raise SpecError("serial() needs at least one spec or chain")
     builder = _Builder()
     builder.graph.add_node(INPUT)
-    consumers, feeders = builder.add(chains[0])
+    consumers, feeders = builder.add(parts[0])
     builder.connect([(INPUT, None, ())], consumers)
-    for chain in chains[1:]:
-        consumers, next_feeders = builder.add(chain)
+    for part in parts[1:]:
+        consumers, next_feeders = builder.add(part)
         builder.connect(feeders, consumers)
         feeders = next_feeders
     builder.graph.add_node(OUTPUT)
     builder.connect(feeders, [(OUTPUT, None, ())])
-    return SpecChain(builder.graph, chains[0].in_type)
+    return SpecChain(builder.graph, parts[0].in_type)
 
 
 def branch(*parts: Part) -> SpecChain:
@@ -369,26 +384,34 @@ def parallel(*parts: Part) -> SpecChain:
 
 
 def lint_problems(chain: SpecChain) -> Iterator[str]:
+    """Every problem of the graph; types are checked only when the structure allows inference."""
     graph = chain.graph
+    checkable = True
     if not nx.is_directed_acyclic_graph(graph):
         yield f"the graph has a cycle: {nx.find_cycle(graph)}"
-        return
+        checkable = False
     for pseudo in PSEUDO:
         if pseudo not in graph:
             yield f"the pseudo-node {pseudo!r} is missing"
-    if graph.in_degree(INPUT) or graph.out_degree(OUTPUT):
+            checkable = False
+    wrong_way = INPUT in graph and graph.in_degree(INPUT)
+    if wrong_way or (OUTPUT in graph and graph.out_degree(OUTPUT)):
         yield "the input has incoming edges or the output has outgoing edges"
     reaches_output = nx.ancestors(graph, OUTPUT) if OUTPUT in graph else set()
-    for node in chain.nodes:
+    for node in graph.nodes:  # not ``chain.nodes``: a node added by hand is not in the order
+        if node in PSEUDO:
+            continue
         spec = graph.nodes[node].get("spec")
         if not isinstance(spec, NNModuleSpec):
             yield f"node {node!r} has no spec (got {spec!r})"
+            checkable = False
         if node not in reaches_output:
             yield f"node {node!r} does not contribute to the output"
     for node in graph.nodes:
         if node != INPUT:
             yield from g.port_problems(graph, node)
-    yield from _type_problems(chain)
+    if checkable:
+        yield from _type_problems(chain)
 
 
 def _type_problems(chain: SpecChain) -> Iterator[str]:
@@ -402,5 +425,9 @@ def _type_problems(chain: SpecChain) -> Iterator[str]:
     for node, before in stored.items():
         for key in ("in_type", "out_type"):
             if key in before and before[key] != copy.nodes[node].get(key):
-                now = copy.nodes[node][key]
+                now = copy.nodes[node].get(key)
                 yield f"node {node!r} stores {key} {before[key]}, inference gives {now}"
+    edges = zip(chain.graph.edges(data="type"), copy.edges(data="type"), strict=True)
+    for (u, v, before), (_, _, now) in edges:
+        if before is not None and before != now:
+            yield f"edge {u!r} -> {v!r} stores type {before}, inference gives {now}"

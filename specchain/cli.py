@@ -10,11 +10,10 @@ from specchain.types import SpecError
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from specchain.models import builtin_models
+    from specchain.models import ZOO
 
-    for name, build in builtin_models().items():
-        model = build()
-        print(f"== {name}\n{model.summary()}\n")
+    for name, entry in ZOO.items():
+        print(f"== {name}\n{entry.build().summary()}\n")
     return 0
 
 
@@ -23,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="specchain", description="Typed graphs of recurrent module specs."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="build every built-in model and print its summary")
+    demo = commands.add_parser("demo", help="build every zoo model and print its summary")
     demo.set_defaults(run=_demo)
     return parser
 

@@ -16,7 +16,7 @@ import numpy as np
 from specchain import graph as g
 from specchain.chain import SpecChain, infer_types
 from specchain.graph import INPUT, OUTPUT
-from specchain.params import RngLike, as_generator
+from specchain.params import DEFAULT_DTYPE, FLOAT_DTYPES, RngLike, as_generator
 from specchain.spec import Context, NNModuleSpec, Value
 from specchain.types import DimEnv, ShapeError, SpecError, contains_any, type_of
 
@@ -86,7 +86,7 @@ def forward(
     chain: SpecChain, x: Value, train: bool, rng: RngLike, keep: bool
 ) -> tuple[Value, Tape]:
     check_input(chain, x)
-    ctx = Context(train=bool(train), rng=as_generator(rng))
+    ctx = Context(train=bool(train), rng=as_generator(rng), dtype=chain.dtype or DEFAULT_DTYPE)
     steps, out_edges, out_whole = plan(chain)
     values: dict[str, Value] = {INPUT: x}
     saved: dict[str, Any] = {}
@@ -117,10 +117,12 @@ def check_input(chain: SpecChain, x: Value) -> None:
     model_dtype = chain.dtype
     for leaf in _leaves(x):
         if model_dtype is not None and leaf.dtype.kind == "f" and leaf.dtype != model_dtype:
+            fix = f"cast the input with x.astype(np.{model_dtype})"
+            if leaf.dtype in FLOAT_DTYPES:  # model.to only takes float32 / float64
+                fix += f" or the model with model.to(np.{leaf.dtype})"
             raise TypeError(
                 f"input dtype {leaf.dtype} does not match the model's parameter dtype "
-                f"{model_dtype}; cast the input with x.astype(np.{model_dtype}) or the model "
-                f"with model.to(np.{leaf.dtype})"
+                f"{model_dtype}; {fix}"
             )
 
 

@@ -3,9 +3,12 @@
 The scalar checked is ``loss(model(x), target)`` when a loss is given, else ``sum(y * w)`` with a
 fixed random cotangent ``w``. Each parameter (and the float input) gets its worst relative error
 
-    max_i |analytic_i - numeric_i| / max(max_i |analytic_i|, max_i |numeric_i|, 1e-12)
+    max_i |analytic_i - numeric_i| / max(max_i |analytic_i|, max_i |numeric_i|, floor)
 
-so entries that are tiny next to the tensor's scale do not blow the ratio up.
+so entries that are tiny next to the tensor's scale do not blow the ratio up. ``floor`` is 1e-6
+times the largest gradient entry of the whole check (and at least 1e-12): a tensor whose true
+gradient is exactly zero (rounding noise on both sides) passes, while a wrong gradient of any
+tensor within six orders of magnitude of the largest one fails.
 """
 
 from __future__ import annotations
@@ -41,10 +44,10 @@ class GradcheckReport:
         return "gradcheck worst relative error per tensor:\n  " + "\n  ".join(rows)
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+def relative_error(analytic: np.ndarray, numeric: np.ndarray, floor: float = 1e-12) -> float:
     if analytic.size == 0:
         return 0.0
-    scale = max(float(np.max(np.abs(analytic))), float(np.max(np.abs(numeric))), 1e-12)
+    scale = max(float(np.max(np.abs(analytic))), float(np.max(np.abs(numeric))), floor)
     return float(np.max(np.abs(analytic - numeric))) / scale
 
 
@@ -65,33 +68,40 @@ def gradcheck(
     if loss is None:
         weights = _like(y, np.random.default_rng(12345))
 
-        def scalar(out: Any) -> float:
-            return _dot(out, weights)
+        def change(plus: Any, minus: Any) -> float:
+            # Outputs are differenced before the dot product: summing first would cancel two
+            # large, nearly equal sums and leave rounding noise far above 1e-7.
+            return _dot(_minus(plus, minus), weights)
 
         dy = weights
     else:
 
-        def scalar(out: Any) -> float:
-            return float(loss(out, target))
+        def change(plus: Any, minus: Any) -> float:
+            return float(loss(plus, target)) - float(loss(minus, target))
 
         _, dy = loss.value_and_grad(y, target)
     dx, grads = model.backward(tape, dy)
 
-    def f() -> float:
-        return scalar(model.forward(x, train=train, rng=rng)[0])
+    def f() -> Any:
+        return _copy(model.forward(x, train=train, rng=rng)[0])  # an output may view the input
 
-    errors = {
-        name: relative_error(grads[name], _numeric(f, p, eps))
+    pairs = {
+        name: (grads[name], _numeric(f, change, p, eps))
         for name, p in model.named_parameters().items()
     }
     for i, (leaf, d) in enumerate(zip(_leaves(x), _leaves(dx), strict=False)):
         if d is not None and leaf.dtype.kind == "f":
-            errors["input" if i == 0 else f"input[{i}]"] = relative_error(d, _numeric(f, leaf, eps))
-    return GradcheckReport(errors)
+            pairs["input" if i == 0 else f"input[{i}]"] = (d, _numeric(f, change, leaf, eps))
+    largest = max((float(np.max(np.abs(a), initial=0.0)) for a, _ in pairs.values()), default=0.0)
+    floor = max(1e-12, 1e-6 * largest)
+    return GradcheckReport({name: relative_error(a, n, floor) for name, (a, n) in pairs.items()})
 
 
-def _numeric(f: Callable[[], float], array: np.ndarray, eps: float) -> np.ndarray:
-    """Central differences of ``f`` for every entry of ``array`` (perturbed in place)."""
+def _numeric(
+    f: Callable[[], Any], change: Callable[[Any, Any], float], array: np.ndarray, eps: float
+) -> np.ndarray:
+    """Central differences ``change(f(+eps), f(-eps)) / 2 eps`` for every entry of ``array``
+    (perturbed in place)."""
     grad = np.zeros(array.shape, dtype=np.float64)
     flat, out = array.reshape(-1), grad.reshape(-1)
     if flat.size and not np.shares_memory(flat, array):
@@ -103,7 +113,7 @@ def _numeric(f: Callable[[], float], array: np.ndarray, eps: float) -> np.ndarra
         flat[i] = orig - eps
         minus = f()
         flat[i] = orig
-        out[i] = (plus - minus) / (2 * eps)
+        out[i] = change(plus, minus) / (2 * eps)
     return grad
 
 
@@ -111,6 +121,18 @@ def _like(value: Any, rng: np.random.Generator) -> Any:
     if isinstance(value, tuple):
         return tuple(_like(v, rng) for v in value)
     return rng.standard_normal(value.shape) if value.dtype.kind == "f" else None
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_copy(v) for v in value)
+    return value.copy()
+
+
+def _minus(a: Any, b: Any) -> Any:
+    if isinstance(a, tuple):
+        return tuple(_minus(x, y) for x, y in zip(a, b, strict=True))
+    return a - b
 
 
 def _dot(value: Any, weights: Any) -> float:

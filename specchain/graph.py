@@ -43,7 +43,9 @@ def select_value(value: Any, index: Index) -> Any:
 
 def in_edges(graph: nx.MultiDiGraph, node: str) -> list[tuple[str, int | None, Index]]:
     """``(source, port, index)`` of every edge into ``node``, ordered by port."""
-    edges = [(u, d["port"], d["index"]) for u, _, d in graph.in_edges(node, data=True)]
+    edges = [
+        (u, d["port"], d["index"]) for u, keyed in graph.pred[node].items() for d in keyed.values()
+    ]
     edges.sort(key=lambda e: -1 if e[1] is None else e[1])
     return edges
 
@@ -63,6 +65,9 @@ def port_problems(graph: nx.MultiDiGraph, node: str) -> Iterator[str]:
     if not ports and node != INPUT:
         yield f"node {node!r} has no input"
     elif None in ports and len(ports) > 1:
-        yield f"node {node!r} mixes a whole-input edge with ported edges: {ports}"
+        if set(ports) == {None}:
+            yield f"node {node!r} has {len(ports)} whole-input edges, expected one or ports 0..k-1"
+        else:
+            yield f"node {node!r} mixes a whole-input edge with ported edges: {ports}"
     elif numbered and numbered != list(range(len(numbered))):
         yield f"node {node!r} has ports {numbered}, expected 0..{len(numbered) - 1}"

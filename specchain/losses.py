@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from specchain.numerics import logsumexp
+from specchain.numerics import log_softmax
 from specchain.types import ShapeError, SpecError
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -22,9 +22,15 @@ def _reduction(inst: object, attribute: attrs.Attribute[Any], value: object) -> 
         raise SpecError(f"reduction must be one of {REDUCTIONS}, got {value!r}")
 
 
+def _class_index(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{type(inst).__name__}.{attribute.name} must be an int, got {value!r}")
+
+
 def _as_float_array(value: object, what: str) -> np.ndarray:
     if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-        raise TypeError(f"{what} must be a float numpy array, got {type(value).__name__}")
+        got = f"{value.dtype} array" if isinstance(value, np.ndarray) else type(value).__name__
+        raise TypeError(f"{what} must be a float numpy array, got {got}")
     return value
 
 
@@ -80,11 +86,11 @@ class MSELoss(Loss):
 @attrs.frozen
 class CrossEntropyLoss(Loss):
     """Cross-entropy of logits ``[..., C]`` (classes on the last axis) and integer targets
-    ``[...]``, with a stable log-sum-exp. Targets equal to ``ignore_index`` count for nothing,
+    ``[...]``, with a stable log-softmax. Targets equal to ``ignore_index`` count for nothing,
     and ``"mean"`` divides by the number of the others, as in PyTorch.
     """
 
-    ignore_index: int = -100
+    ignore_index: int = attrs.field(default=-100, validator=_class_index)
 
     def compute(self, y: np.ndarray, target: np.ndarray, need_grad: bool) -> tuple[Any, Any]:
         logits = _as_float_array(y, "cross_entropy input")
@@ -93,7 +99,9 @@ class CrossEntropyLoss(Loss):
                 "cross_entropy target must be an integer numpy array of class indices, got "
                 f"{getattr(target, 'dtype', type(target).__name__)}"
             )
-        if logits.ndim < 1 or logits.shape[:-1] != target.shape:
+        if logits.ndim < 1:
+            raise ShapeError("cross_entropy: logits need a class axis (the last), got a scalar")
+        if logits.shape[:-1] != target.shape:
             raise ShapeError(
                 f"cross_entropy: logits {list(logits.shape)} need targets of shape "
                 f"{list(logits.shape[:-1])}, got {list(target.shape)}"
@@ -109,17 +117,18 @@ class CrossEntropyLoss(Loss):
                 f"{self.ignore_index})"
             )
         safe = np.where(keep, target, 0)
-        picked = np.take_along_axis(logits, safe[..., None], axis=-1)[..., 0]
-        lse = logsumexp(logits)
-        per_item = np.where(keep, lse - picked, 0.0).astype(logits.dtype)
+        log_probs = log_softmax(logits)
+        picked = np.take_along_axis(log_probs, safe[..., None], axis=-1)[..., 0]
+        per_item = np.where(keep, -picked, 0.0).astype(logits.dtype)
         value, scale = self._reduce(per_item, int(keep.sum()))
         if not need_grad:
             return value, None
-        grad = np.exp(logits - lse[..., None])
-        np.put_along_axis(
-            grad, safe[..., None], np.take_along_axis(grad, safe[..., None], -1) - 1, -1
-        )
-        grad *= (keep * scale)[..., None]
+        with np.errstate(under="ignore"):  # tiny probabilities flush to 0, harmlessly
+            grad = np.exp(log_probs)
+            np.put_along_axis(
+                grad, safe[..., None], np.take_along_axis(grad, safe[..., None], -1) - 1, -1
+            )
+            grad *= (keep * scale)[..., None]
         return value, grad.astype(logits.dtype, copy=False)
 
 

@@ -11,13 +11,26 @@ import numpy as np
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)) computed from exp(-|x|), which never overflows."""
-    e = np.exp(-np.abs(x))
-    r = 1.0 / (1.0 + e)
-    return np.where(x >= 0, r, e * r)
+    with np.errstate(under="ignore"):  # exp(-|x|) flushing to 0 is the exact answer here
+        e = np.exp(-np.abs(x))
+        r = 1.0 / (1.0 + e)
+        return np.where(x >= 0, r, e * r)
 
 
 def logsumexp(z: np.ndarray, axis: int = -1) -> np.ndarray:
     """log(sum(exp(z))) along ``axis``, shifted by the maximum (finite for |z| up to 1e308)."""
     m = np.max(z, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(z - m), axis=axis))
+    with np.errstate(under="ignore"):  # terms far below the maximum flush to 0, harmlessly
+        total = np.sum(np.exp(z - m), axis=axis)
+    return np.squeeze(m, axis=axis) + np.log(total)
+
+
+def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``z - logsumexp(z)`` as PyTorch computes it: ``(z - max) - log(sum(exp(z - max)))``, so
+    large logits keep their digits (``max + log(...)`` would round away the small part)."""
+    m = np.max(z, axis=axis, keepdims=True)
+    shifted = z - np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(under="ignore"):  # terms far below the maximum flush to 0, harmlessly
+        total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    return shifted - np.log(total)

@@ -19,11 +19,14 @@ import numpy as np
 
 from specchain.chain import SpecChain
 from specchain.graph import INPUT, OUTPUT
+from specchain.params import FLOAT_DTYPES
 from specchain.spec import SPEC_KINDS, NNModuleSpec
 from specchain.types import ANY, AnyType, SpecError, TensorType, TupleType, Type
 
 ARCHITECTURE_KEY = "__specchain__"
 FORMAT_VERSION = 1
+# what malformed architecture JSON raises while it is rebuilt (a cycle: NetworkXUnfeasible)
+_MALFORMED = (SpecError, ValueError, TypeError, KeyError, AttributeError, nx.NetworkXException)
 
 
 class ModelFileError(SpecError):
@@ -115,12 +118,12 @@ def load(path: str | Path) -> SpecChain:
         chain = _build(architecture)
     except ModelFileError as err:
         raise ModelFileError(f"{where}: key {ARCHITECTURE_KEY!r}: {err}") from None
-    except (SpecError, ValueError, TypeError, KeyError) as err:
+    except _MALFORMED as err:
         raise ModelFileError(
             f"{where}: key {ARCHITECTURE_KEY!r}: invalid architecture ({err!r})"
         ) from None
     dtypes = {a.dtype for a in arrays.values()}
-    if len(dtypes) == 1:
+    if len(dtypes) == 1 and next(iter(dtypes)) in FLOAT_DTYPES:  # else load_state_dict names it
         chain.to(dtypes.pop())
     try:
         chain.load_state_dict(arrays)
@@ -142,6 +145,8 @@ def _read(data: Any, key: str, where: str) -> np.ndarray:
 
 
 def _build(architecture: dict[str, Any]) -> SpecChain:
+    if not isinstance(architecture, dict):
+        raise ModelFileError(f"expected a JSON object, got {type(architecture).__name__}")
     if architecture.get("format") != "specchain" or architecture.get("version") != FORMAT_VERSION:
         raise ModelFileError(
             f"format {architecture.get('format')!r} version {architecture.get('version')!r} "
@@ -152,6 +157,8 @@ def _build(architecture: dict[str, Any]) -> SpecChain:
     graph.add_node(INPUT)
     graph.add_node(OUTPUT)
     for node in architecture["nodes"]:
+        if not isinstance(node["name"], str) or node["name"] in graph:
+            raise ModelFileError(f"node name {node['name']!r} is reserved, repeated or no string")
         graph.add_node(node["name"], spec=_spec_from_json(node, specs))
     for u, v, port, index in architecture["edges"]:
         for end in (u, v):

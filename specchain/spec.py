@@ -33,10 +33,12 @@ _NOT_CONFIG = ("name", "rng")
 
 @attrs.frozen
 class Context:
-    """What a forward pass may depend on besides its input: mode and random generator."""
+    """What a forward pass may depend on besides its input: mode, random generator, and the
+    model's float dtype (for layers without parameters that make floats, like ``OneHot``)."""
 
     train: bool = False
     rng: np.random.Generator = attrs.field(factory=lambda: _params.as_generator(None))
+    dtype: np.dtype[Any] = _params.DEFAULT_DTYPE
 
 
 # --- validators: named, so messages say which spec and which field --------------------------

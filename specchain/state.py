@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from specchain.params import FLOAT_DTYPES
 from specchain.types import SpecError
 
 if TYPE_CHECKING:
@@ -38,10 +39,10 @@ def load_state_dict(chain: SpecChain, state_dict: dict[str, Any], strict: bool =
         if value.shape != expected.shape:
             problems.append(f"{key}: shape {list(value.shape)} != expected {list(expected.shape)}")
         elif value.dtype != expected.dtype:
-            problems.append(
-                f"{key}: dtype {value.dtype} != the model's {expected.dtype}; cast the model "
-                f"with model.to(np.{value.dtype}) or the array with .astype(np.{expected.dtype})"
-            )
+            fix = f"cast the array with .astype(np.{expected.dtype})"
+            if value.dtype in FLOAT_DTYPES:  # model.to only takes float32 / float64
+                fix += f" or the model with model.to(np.{value.dtype})"
+            problems.append(f"{key}: dtype {value.dtype} != the model's {expected.dtype}; {fix}")
         else:
             arrays[key] = value
     if problems:

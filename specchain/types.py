@@ -233,7 +233,8 @@ class DimEnv:
             return t
         if isinstance(t, TupleType):
             return TupleType((self.apply(i) for i in t.items), t.names)
-        return t.with_dims([self.resolve(d) for d in t.dims])
+        dims = tuple(self.resolve(d) for d in t.dims)
+        return t if dims == t.dims else t.with_dims(dims)
 
 
 def _fmt(dims: Sequence[Dim]) -> str:

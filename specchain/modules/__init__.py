@@ -1,18 +1,30 @@
 """The layers: one file per family."""
 
 from specchain.modules.activation import Identity, ReLU, Sigmoid, Tanh
+from specchain.modules.dropout import Dropout, ScaledDropout
+from specchain.modules.embedding import Embedding
+from specchain.modules.gatewise import LinearGrads, LSTMGateParams, LSTMGrads
 from specchain.modules.linear import Linear
+from specchain.modules.recurrent import LSTM, LSTMCell
 from specchain.modules.sequence import Add, Concat, LastStep, Pack, Reverse, Select, TimeDistributed
 
 __all__ = [
+    "LSTM",
     "Add",
     "Concat",
+    "Dropout",
+    "Embedding",
     "Identity",
+    "LSTMCell",
+    "LSTMGateParams",
+    "LSTMGrads",
     "LastStep",
     "Linear",
+    "LinearGrads",
     "Pack",
     "ReLU",
     "Reverse",
+    "ScaledDropout",
     "Select",
     "Sigmoid",
     "Tanh",

@@ -51,15 +51,17 @@ class Sigmoid(Elementwise):
         return y, y
 
     def backward(self, params: Params, y: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, Params]:
-        return dy * y * (1.0 - y), {}
+        with np.errstate(under="ignore"):  # y near 0 (x << 0): a gradient that flushes to 0
+            return dy * y * (1.0 - y), {}
 
 
 @attrs.define(eq=False)
 class ReLU(Elementwise):
-    """y = max(x, 0); the gradient at 0 is 0, as in PyTorch."""
+    """y = max(x, 0); the gradient is 0 where x <= 0 and passes elsewhere (NaN too), as in
+    PyTorch."""
 
     def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
-        return np.maximum(x, 0), x > 0  # maximum keeps NaN, like torch.relu
+        return np.maximum(x, 0), ~(x <= 0)  # maximum keeps NaN, like torch.relu
 
     def backward(
         self, params: Params, positive: np.ndarray, dy: np.ndarray

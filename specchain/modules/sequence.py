@@ -41,6 +41,27 @@ def _tensors(spec: NNModuleSpec, in_type: Type, min_items: int) -> list[TensorTy
     return items
 
 
+def _same_shapes(spec: NNModuleSpec, x: tuple[np.ndarray, ...], axis: int | None) -> None:
+    """Leading dims that types leave open (the ``...`` of a tuple input) are checked with data:
+    every item has item 0's shape, except along ``axis``. Nothing broadcasts."""
+    first = x[0].shape
+    skip = axis % len(first) if axis is not None and first else None
+    for i, item in enumerate(x[1:], start=1):
+        if item.ndim != len(first) or any(
+            a != b for k, (a, b) in enumerate(zip(item.shape, first, strict=True)) if k != skip
+        ):
+            rule = "it does not broadcast" if axis is None else f"only axis {axis} may differ"
+            raise ShapeError(
+                f"{spec.kind}: item {i} has shape {list(item.shape)} but item 0 has "
+                f"{list(first)} ({rule})"
+            )
+
+
+def _int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{type(inst).__name__}.{attribute.name} must be an int, got {value!r}")
+
+
 @attrs.define(eq=False)
 class Reverse(NNModuleSpec):
     """Flip the time axis: y[t] = x[T - 1 - t]. Shapes: ``[T, ...]`` -> ``[T, ...]``."""
@@ -101,24 +122,34 @@ class LastStep(NNModuleSpec):
 
 @attrs.define(eq=False)
 class Concat(NNModuleSpec):
-    """Concatenate a tuple of tensors along ``axis`` (default: features, the last axis)."""
+    """Concatenate a tuple of tensors along ``axis`` (default: features, the last axis).
 
-    axis: int = attrs.field(default=-1)
+    Items of one known rank, or all ``[..., *dims]`` with as many stated dims and a negative
+    ``axis`` among them (``[..., 4]`` and ``[..., 5]`` give ``[..., 9]``).
+    """
+
+    axis: int = attrs.field(default=-1, validator=_int)
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
         if _unknown(in_type):
             return ANY
         items = _tensors(self, in_type, 1)
         ranks = {len(t.dims) for t in items}
-        if len(ranks) != 1 or any(t.variadic for t in items):
-            raise ShapeError(f"Concat needs tensors of one known rank, got {in_type}")
-        rank = ranks.pop()
+        variadic = {t.variadic for t in items}
+        rank = min(ranks)
+        suffix_axis = -rank < self.axis < 0  # with '...' first, the axis counts from the end
+        if len(ranks) != 1 or len(variadic) != 1 or (True in variadic and not suffix_axis):
+            raise ShapeError(
+                f"Concat needs tensors of one known rank (or all [..., *dims] with a negative "
+                f"axis among the stated dims), got {in_type}"
+            )
+        lead = 1 if True in variadic else 0
         axis = self.axis % rank
         out = list(items[0].dims)
         for t in items[1:]:
-            for k in range(rank):
+            for k in range(lead, rank):
                 if k != axis:
-                    out[k] = dims.equal(t.dims[k], out[k], f"dim {k}")
+                    out[k] = dims.equal(t.dims[k], out[k], f"dim {k - rank if lead else k}")
         sizes = [dims.resolve(t.dims[axis]) for t in items]
         ints = [s for s in sizes if isinstance(s, int)]
         symbols = [str(s) for s in sizes if not isinstance(s, int)]
@@ -130,6 +161,7 @@ class Concat(NNModuleSpec):
     def forward(
         self, params: Params, x: tuple[np.ndarray, ...], ctx: Context
     ) -> tuple[np.ndarray, Any]:
+        _same_shapes(self, x, self.axis)
         return np.concatenate(x, axis=self.axis), [a.shape[self.axis] for a in x]
 
     def backward(self, params: Params, sizes: list[int], dy: np.ndarray) -> tuple[Any, Params]:
@@ -153,6 +185,7 @@ class Add(NNModuleSpec):
     def forward(
         self, params: Params, x: tuple[np.ndarray, ...], ctx: Context
     ) -> tuple[np.ndarray, int]:
+        _same_shapes(self, x, None)
         total = x[0] + x[1]
         for item in x[2:]:
             total += item

@@ -1,0 +1,142 @@
+"""The model zoo: the TorchLean LSTM models as ``SpecChain`` builders with symbolic ``T`` and ``B``.
+
+Node names are chosen to read well as attributes of the exported PyTorch module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import numpy as np
+
+from specchain.chain import SpecChain, serial
+from specchain.modules.attention import AttentionLSTM
+from specchain.modules.dropout import Dropout
+from specchain.modules.embedding import Embedding, OneHot
+from specchain.modules.linear import Linear
+from specchain.modules.recurrent import LSTM
+from specchain.modules.sequence import LastStep
+
+
+def seq2seq(input_size: int, hidden_size: int, output_size: int) -> SpecChain:
+    """LSTM with a per-timestep head: ``[T, B, I]`` -> ``[T, B, O]``."""
+    return LSTM(input_size, hidden_size) >> Linear(hidden_size, output_size, name="head")
+
+
+def classifier(input_size: int, hidden_size: int, num_classes: int) -> SpecChain:
+    """Many-to-one: the last hidden state to class logits, ``[T, B, I]`` -> ``[B, C]``."""
+    return serial(
+        LSTM(input_size, hidden_size), LastStep(), Linear(hidden_size, num_classes, name="head")
+    )
+
+
+def two_layer(input_size: int, hidden_size: int, output_size: int) -> SpecChain:
+    """Two LSTM layers as two specs (TorchLean's two-layer model) and a per-timestep head."""
+    return serial(
+        LSTM(input_size, hidden_size, name="lstm1"),
+        LSTM(hidden_size, hidden_size, name="lstm2"),
+        Linear(hidden_size, output_size, name="head"),
+    )
+
+
+def stacked(
+    input_size: int, hidden_size: int, output_size: int, num_layers: int = 3, dropout: float = 0.0
+) -> SpecChain:
+    """An N-layer LSTM (one ``nn.LSTM(num_layers=N)``) and a per-timestep head."""
+    lstm = LSTM(input_size, hidden_size, num_layers=num_layers, dropout=dropout)
+    return lstm >> Linear(hidden_size, output_size, name="head")
+
+
+def language_model(
+    vocab_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    one_hot: bool = False,
+) -> SpecChain:
+    """Embedding -> LSTM stack -> Dropout -> projection to the vocabulary (PyTorch semantics).
+
+    Tokens ``int[T, B]`` -> logits ``[T, B, V]``. ``one_hot=True`` embeds with TorchLean's
+    linear layer on one-hot vectors (``OneHot`` + ``Linear(V, H, bias=False)``).
+    """
+    embed: Any = (
+        OneHot(vocab_size) >> Linear(vocab_size, hidden_size, bias=False, name="embedding")
+        if one_hot
+        else Embedding(vocab_size, hidden_size, name="embedding")
+    )
+    return serial(
+        embed,
+        LSTM(hidden_size, hidden_size, num_layers=num_layers, dropout=dropout),
+        Dropout(dropout),
+        Linear(hidden_size, vocab_size, name="projection"),
+    )
+
+
+def bilstm(input_size: int, hidden_size: int, output_size: int) -> SpecChain:
+    """A bidirectional LSTM and a per-timestep head on both directions: ``[T, B, 2H]`` -> O."""
+    lstm = LSTM(input_size, hidden_size, bidirectional=True)
+    return lstm >> Linear(2 * hidden_size, output_size, name="head")
+
+
+def attention_seq2seq(input_size: int, hidden_size: int, output_size: int) -> SpecChain:
+    """TorchLean's attention encoder/decoder: ``(source, decoder_inputs)`` -> ``[T, B, O]``."""
+    return AttentionLSTM(input_size, hidden_size, output_size, name="attention").as_chain()
+
+
+# --- the built-in models, with example inputs, for the demo, the CLI and the tests -----------
+
+
+@attrs.frozen
+class ZooEntry:
+    """A zoo model with default sizes and a maker of example inputs."""
+
+    name: str
+    build: Callable[[], SpecChain]
+    example: Callable[[np.random.Generator, int, int, Any], Any]
+
+    def example_input(
+        self, rng: np.random.Generator, steps: int = 5, batch: int = 3, dtype: Any = np.float32
+    ) -> Any:
+        return self.example(rng, steps, batch, np.dtype(dtype))
+
+
+def _floats(size: int) -> Callable[[np.random.Generator, int, int, Any], Any]:
+    def make(rng: np.random.Generator, steps: int, batch: int, dtype: Any) -> Any:
+        return rng.standard_normal((steps, batch, size)).astype(dtype)
+
+    return make
+
+
+def _tokens(vocab: int) -> Callable[[np.random.Generator, int, int, Any], Any]:
+    def make(rng: np.random.Generator, steps: int, batch: int, dtype: Any) -> Any:
+        return rng.integers(0, vocab, size=(steps, batch))
+
+    return make
+
+
+def _source_and_target(size: int) -> Callable[[np.random.Generator, int, int, Any], Any]:
+    def make(rng: np.random.Generator, steps: int, batch: int, dtype: Any) -> Any:
+        source = rng.standard_normal((steps + 1, batch, size)).astype(dtype)
+        return source, rng.standard_normal((steps, batch, size)).astype(dtype)
+
+    return make
+
+
+ZOO: dict[str, ZooEntry] = {
+    entry.name: entry
+    for entry in (
+        ZooEntry("seq2seq", lambda: seq2seq(8, 32, 4), _floats(8)),
+        ZooEntry("classifier", lambda: classifier(8, 32, 3), _floats(8)),
+        ZooEntry("two_layer", lambda: two_layer(8, 32, 4), _floats(8)),
+        ZooEntry("stacked", lambda: stacked(8, 32, 4, num_layers=3, dropout=0.1), _floats(8)),
+        ZooEntry(
+            "language_model",
+            lambda: language_model(50, 64, num_layers=2, dropout=0.2),
+            _tokens(50),
+        ),
+        ZooEntry("bilstm", lambda: bilstm(8, 16, 4), _floats(8)),
+        ZooEntry("attention_seq2seq", lambda: attention_seq2seq(8, 16, 4), _source_and_target(8)),
+    )
+}

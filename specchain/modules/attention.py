@@ -1,0 +1,186 @@
+"""``AttentionLSTM``: TorchLean's attention encoder/decoder as one spec, forward and backward.
+
+Input ``(source [S, B, I], decoder_inputs [T, B, I])`` (teacher forcing: the decoder reads the
+given inputs, not its own predictions); output ``[T, B, O]``. With ``e_j`` the encoder outputs and
+``(h_{-1}, c_{-1})`` the encoder's final state::
+
+    e, (h_{-1}, c_{-1}) = encoder(source)                            encoder: LSTM I -> H
+    score_{t,j} = attention_weights([h_{t-1}; e_j])                   Linear 2H -> 1
+    alpha_t     = softmax_j(score_t)                                  over the S source positions
+    ctx_t       = sum_j alpha_{t,j} e_j                               [B, H]
+    h_t, c_t    = decoder([x_t; ctx_t], (h_{t-1}, c_{t-1}))           LSTMCell (I + H) -> H
+    y_t         = output(h_t)                                         Linear H -> O
+
+Note (faithful to TorchLean's definition): the scorer is linear, so the decoder-state half of
+``attention_weights`` adds the same amount to every source position and cancels in the softmax.
+Those weights get an exactly zero gradient; a tanh-scored (Bahdanau) variant would differ.
+
+Parameters are those of the parts, under ``encoder.``, ``decoder.``, ``attention_weights.`` and
+``output.`` (``encoder.weight_ih_l0``, ``decoder.weight_ih``, ...), matching a PyTorch module with
+submodules ``nn.LSTM``, ``nn.LSTMCell`` and two ``nn.Linear``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from specchain.modules.linear import Linear
+from specchain.modules.recurrent import LSTM, LSTMCell
+from specchain.params import ParamDecl
+from specchain.spec import Context, NNModuleSpec, Params, positive_int
+from specchain.types import AnyType, DimEnv, ShapeError, TensorType, TupleType, Type
+
+PARTS = ("encoder", "decoder", "attention_weights", "output")
+
+
+def _softmax(scores: np.ndarray, axis: int) -> np.ndarray:
+    shifted = scores - scores.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@attrs.define(eq=False)
+class AttentionLSTM(NNModuleSpec):
+    """Encoder LSTM, linear attention over the encoder outputs, LSTMCell decoder, output Linear.
+
+    Shapes: ``(source [S, B, I], decoder_inputs [T, B, I])`` -> ``[T, B, O]``.
+    """
+
+    input_size: int = attrs.field(validator=positive_int)
+    hidden_size: int = attrs.field(validator=positive_int)
+    output_size: int = attrs.field(validator=positive_int)
+    parts: dict[str, NNModuleSpec] = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        i, h, o = self.input_size, self.hidden_size, self.output_size
+        self.parts = {  # whose math this spec runs: hyper-parameters only, weights live in params
+            "encoder": LSTM(i, h, return_state=True, name="encoder", rng=0),
+            "decoder": LSTMCell(i + h, h, name="decoder", rng=0),
+            "attention_weights": Linear(2 * h, 1, name="attention_weights", rng=0),
+            "output": Linear(h, o, name="output", rng=0),
+        }
+        for part in self.parts.values():
+            part.params = {}
+        super().__attrs_post_init__()
+
+    def declare_params(self) -> dict[str, ParamDecl]:
+        decls = {}
+        for part, spec in self.parts.items():
+            for name, decl in spec.declare_params().items():
+                decls[f"{part}.{name}"] = decl
+        return decls
+
+    def describe(self) -> str:
+        return f"{self.input_size} -> {self.hidden_size} -> {self.output_size}, attention"
+
+    def components(self) -> Any:
+        from specchain.chain import serial
+
+        parts = self.parts
+        return serial(
+            parts["encoder"], parts["attention_weights"], parts["decoder"], parts["output"]
+        )
+
+    @property
+    def in_type(self) -> Type:
+        return TupleType(
+            (TensorType(("S", "B", self.input_size)), TensorType(("T", "B", self.input_size))),
+            ("source", "decoder_inputs"),
+        )
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if isinstance(in_type, AnyType):
+            in_type = self.in_type
+        if not isinstance(in_type, TupleType) or len(in_type.items) != 2:
+            raise ShapeError(f"AttentionLSTM takes (source, decoder_inputs), got {in_type}")
+        source, target = (
+            self._sequence(t, what, dims)
+            for t, what in zip(in_type.items, ("source", "decoder_inputs"))
+        )
+        if source.dims[0] == 0:
+            raise ShapeError("AttentionLSTM needs at least one source step, got S = 0")
+        batch = dims.equal(target.dims[1], source.dims[1], "batch")
+        return TensorType((target.dims[0], batch, self.output_size))
+
+    def _sequence(self, t: Type, what: str, dims: DimEnv) -> TensorType:
+        if not isinstance(t, TensorType) or t.dtype != "float" or t.rank != 3:
+            raise ShapeError(f"{what} must be a float [len, B, {self.input_size}], got {t}")
+        dims.equal(t.dims[2], self.input_size, f"{what} feature size")
+        return t
+
+    # --- forward / backward -------------------------------------------------------------------
+
+    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[np.ndarray, Any]:
+        source, target = x
+        if source.shape[0] == 0:
+            raise ShapeError("AttentionLSTM needs at least one source step, got S = 0")
+        if target.shape[1] != source.shape[1]:
+            raise ShapeError(
+                f"batch: source has {source.shape[1]}, decoder_inputs {target.shape[1]}"
+            )
+        parts, sub = self.parts, _split_params(params)
+        (enc_out, (h, c)), enc_saved = parts["encoder"].forward(sub["encoder"], source, ctx)
+        h, c = h[0], c[0]
+        steps = []
+        hs = np.empty((target.shape[0], *h.shape), dtype=h.dtype)
+        for t in range(target.shape[0]):
+            pair = np.concatenate([np.broadcast_to(h, enc_out.shape), enc_out], axis=2)
+            scores, score_saved = parts["attention_weights"].forward(
+                sub["attention_weights"], pair, ctx
+            )
+            alpha = _softmax(scores[..., 0], axis=0)  # [S, B]
+            context = np.einsum("sb,sbh->bh", alpha, enc_out)
+            step_in = np.concatenate([target[t], context], axis=1)
+            (h, c), cell_saved = parts["decoder"].forward(sub["decoder"], (step_in, (h, c)), ctx)
+            hs[t] = h
+            steps.append((score_saved, alpha, cell_saved))
+        y, out_saved = parts["output"].forward(sub["output"], hs, ctx)
+        return y, (enc_saved, enc_out, steps, out_saved)
+
+    def backward(self, params: Params, saved: Any, dy: np.ndarray) -> tuple[Any, Params]:
+        enc_saved, enc_out, steps, out_saved = saved
+        parts, sub = self.parts, _split_params(params)
+        d_hs, grads = parts["output"].backward(sub["output"], out_saved, dy)
+        totals = {f"output.{k}": v for k, v in grads.items()}
+        d_enc = np.zeros_like(enc_out)
+        d_target = np.empty((len(steps), *d_hs.shape[1:-1], self.input_size), dtype=dy.dtype)
+        dh = np.zeros_like(d_hs[0])
+        dc = np.zeros_like(dh)
+        hidden = self.hidden_size
+        for t in range(len(steps) - 1, -1, -1):
+            score_saved, alpha, cell_saved = steps[t]
+            (d_in, (dh, dc)), g = parts["decoder"].backward(
+                sub["decoder"], cell_saved, (d_hs[t] + dh, dc)
+            )
+            _accumulate(totals, "decoder", g)
+            d_target[t], d_context = d_in[:, : self.input_size], d_in[:, self.input_size :]
+            d_alpha = np.einsum("bh,sbh->sb", d_context, enc_out)
+            d_enc += alpha[..., None] * d_context
+            d_scores = alpha * (d_alpha - (alpha * d_alpha).sum(axis=0, keepdims=True))
+            d_pair, g = parts["attention_weights"].backward(
+                sub["attention_weights"], score_saved, d_scores[..., None]
+            )
+            _accumulate(totals, "attention_weights", g)
+            dh = dh + d_pair[:, :, :hidden].sum(axis=0)
+            d_enc += d_pair[:, :, hidden:]
+        d_state = (dh[None], dc[None])
+        d_source, g = parts["encoder"].backward(sub["encoder"], enc_saved, (d_enc, d_state))
+        _accumulate(totals, "encoder", g)
+        return (d_source, d_target), totals
+
+
+def _split_params(params: Params) -> dict[str, Params]:
+    sub: dict[str, Params] = {part: {} for part in PARTS}
+    for name, value in params.items():
+        part, local = name.split(".", 1)
+        sub[part][local] = value
+    return sub
+
+
+def _accumulate(totals: Params, part: str, grads: Params) -> None:
+    for k, v in grads.items():
+        key = f"{part}.{k}"
+        totals[key] = totals[key] + v if key in totals else v

@@ -1,0 +1,480 @@
+"""``LSTM`` and ``LSTMCell`` with PyTorch's options, parameter names, layouts and numerics.
+
+Inputs and outputs (``D`` = 2 if bidirectional else 1, ``L`` = num_layers, ``P`` = proj_size or
+hidden_size):
+
+- input ``x``: ``[T, B, I]`` (``[B, T, I]`` with ``batch_first``) or unbatched ``[T, I]``; or the
+  tuple ``(x, (h0, c0))`` with ``h0 [L*D, B, P]`` and ``c0 [L*D, B, H]`` (unbatched:
+  ``[L*D, P]``, ``[L*D, H]``). Without a state, both start at zero.
+- output ``y``: ``[T, B, D*P]``; with ``return_state=True`` the tuple
+  ``(y, (h_n, c_n))`` shaped like ``(h0, c0)``, exactly as ``nn.LSTM`` returns.
+
+Gradients flow to and from every part: ``dy``, ``dh_n`` and ``dc_n`` in; ``dx``, ``dh0``, ``dc0``
+and every weight out. Between layers, training applies inverted dropout with masks drawn from the
+context's generator (identity in inference), exactly where ``nn.LSTM`` applies it. ``T = 0`` is an
+error, as in PyTorch; ``B = 0`` gives empty outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+
+from specchain.modules.dropout import dropout_mask
+from specchain.modules.lstm_kernel import LayerWeights, layer_backward, layer_forward
+from specchain.params import ParamDecl, uniform
+from specchain.spec import (
+    Context,
+    NNModuleSpec,
+    Params,
+    flag,
+    non_negative_int,
+    positive_int,
+    probability,
+)
+from specchain.types import (
+    AnyType,
+    Dim,
+    DimEnv,
+    ShapeError,
+    SpecError,
+    TensorType,
+    TupleType,
+    Type,
+)
+
+STATE_NAMES = ("h_n", "c_n")
+
+
+def _lstm_param_decls(
+    input_size: int, hidden: int, layers: int, directions: int, bias: bool, proj: int
+) -> dict[str, ParamDecl]:
+    """PyTorch's names and creation order: per layer and direction w_ih, w_hh, b_ih, b_hh, w_hr."""
+    init = uniform(1.0 / math.sqrt(hidden))
+    out = proj or hidden
+    decls: dict[str, ParamDecl] = {}
+    for layer in range(layers):
+        layer_in = input_size if layer == 0 else out * directions
+        for direction in range(directions):
+            sfx = f"_l{layer}" + ("_reverse" if direction else "")
+            decls[f"weight_ih{sfx}"] = ParamDecl((4 * hidden, layer_in), init)
+            decls[f"weight_hh{sfx}"] = ParamDecl((4 * hidden, out), init)
+            if bias:
+                decls[f"bias_ih{sfx}"] = ParamDecl((4 * hidden,), init)
+                decls[f"bias_hh{sfx}"] = ParamDecl((4 * hidden,), init)
+            if proj:
+                decls[f"weight_hr{sfx}"] = ParamDecl((proj, hidden), init)
+    return decls
+
+
+def _suffix(layer: int, direction: int) -> str:
+    return f"_l{layer}" + ("_reverse" if direction else "")
+
+
+def _weights(params: Params, sfx: str) -> LayerWeights:
+    bias = None
+    if f"bias_ih{sfx}" in params:
+        bias = params[f"bias_ih{sfx}"] + params[f"bias_hh{sfx}"]
+    return LayerWeights(
+        params[f"weight_ih{sfx}"], params[f"weight_hh{sfx}"], bias, params.get(f"weight_hr{sfx}")
+    )
+
+
+def _split_input(x: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    if isinstance(x, tuple):
+        if len(x) != 2 or not isinstance(x[1], tuple) or len(x[1]) != 2:
+            raise ShapeError("an LSTM takes x or (x, (h0, c0))")
+        return x[0], x[1]
+    return x, None
+
+
+def _split_type(t: Type) -> tuple[TensorType, tuple[Type, Type] | None]:
+    if isinstance(t, TupleType):
+        state = t.items[1] if len(t.items) == 2 else None
+        if not isinstance(state, TupleType) or len(state.items) != 2:
+            raise ShapeError(f"takes x or (x, (h0, c0)), got {t}")
+        x_type = t.items[0]
+        state_types: tuple[Type, Type] | None = (state.items[0], state.items[1])
+    else:
+        x_type, state_types = t, None
+    if not isinstance(x_type, TensorType) or x_type.dtype != "float":
+        raise ShapeError(f"takes a float sequence, got {x_type}")
+    return x_type, state_types
+
+
+def _check_state_type(t: Type, expected: tuple[Dim, ...], what: str, dims: DimEnv) -> None:
+    shown = "[" + ", ".join(map(str, (dims.resolve(d) for d in expected))) + "]"
+    if not isinstance(t, TensorType) or t.dtype != "float" or t.rank != len(expected):
+        raise ShapeError(f"{what} must be {shown}, got {t}")
+    for k, (actual, want) in enumerate(zip(t.dims, expected)):
+        try:
+            dims.equal(actual, want, f"dim {k}")
+        except ShapeError as err:  # name the whole expected and actual shapes, like PyTorch
+            raise ShapeError(f"{what} must be {shown}, got {t}: {err}") from None
+
+
+@attrs.define(eq=False)
+class LSTM(NNModuleSpec):
+    """A multi-layer LSTM, option for option ``torch.nn.LSTM`` (plus ``return_state``).
+
+    Args:
+        input_size: I, features of ``x``.
+        hidden_size: H, features of the cell state.
+        num_layers: L stacked layers.
+        bias: whether to use ``bias_ih`` / ``bias_hh``.
+        batch_first: ``x`` and ``y`` are ``[B, T, F]`` (states stay ``[L*D, B, F]``).
+        dropout: inverted dropout on the outputs of every layer but the last, in training.
+        bidirectional: D = 2 directions, outputs concatenated forward-first.
+        proj_size: P < H, project each hidden state with ``weight_hr`` (0 = no projection).
+        return_state: output ``(y, (h_n, c_n))`` instead of ``y``.
+    """
+
+    input_size: int = attrs.field(validator=positive_int)
+    hidden_size: int = attrs.field(validator=positive_int)
+    num_layers: int = attrs.field(default=1, validator=positive_int)
+    bias: bool = attrs.field(default=True, validator=flag)
+    batch_first: bool = attrs.field(default=False, validator=flag)
+    dropout: float = attrs.field(default=0.0, validator=probability)
+    bidirectional: bool = attrs.field(default=False, validator=flag)
+    proj_size: int = attrs.field(default=0, validator=non_negative_int)
+    return_state: bool = attrs.field(default=False, kw_only=True, validator=flag)
+
+    def __attrs_post_init__(self) -> None:
+        if self.proj_size >= self.hidden_size:
+            raise SpecError(
+                f"LSTM.proj_size must be smaller than hidden_size ({self.hidden_size}), "
+                f"got {self.proj_size}; use 0 for no projection"
+            )
+        super().__attrs_post_init__()
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def out_size(self) -> int:
+        """P: the size of each direction's hidden output."""
+        return self.proj_size or self.hidden_size
+
+    def declare_params(self) -> dict[str, ParamDecl]:
+        return _lstm_param_decls(
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.directions,
+            self.bias,
+            self.proj_size,
+        )
+
+    def describe(self) -> str:
+        parts = [f"{self.input_size} -> {self.hidden_size}"]
+        if self.num_layers > 1:
+            parts.append(f"layers={self.num_layers}")
+        if self.bidirectional:
+            parts.append("bidirectional")
+        if self.proj_size:
+            parts.append(f"proj={self.proj_size}")
+        if self.dropout:
+            parts.append(f"dropout={self.dropout}")
+        if self.batch_first:
+            parts.append("batch_first")
+        if not self.bias:
+            parts.append("no bias")
+        return ", ".join(parts)
+
+    # --- shapes -------------------------------------------------------------------------------
+
+    @property
+    def in_type(self) -> Type:
+        lead = ("B", "T") if self.batch_first else ("T", "B")
+        return TensorType((*lead, self.input_size))
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if isinstance(in_type, AnyType):
+            in_type = self.in_type
+        x_type, state = _split_type(in_type)
+        if x_type.variadic:
+            x_type = x_type.with_dims((*self.in_type.dims[:2], x_type.dims[-1]))  # type: ignore[union-attr]
+        if x_type.rank not in (2, 3):
+            raise ShapeError(
+                f"rank: expected [T, B, {self.input_size}] or [T, {self.input_size}], got {x_type}"
+            )
+        dims.equal(x_type.dims[-1], self.input_size, "feature size")
+        batched = x_type.rank == 3
+        if batched:
+            time, batch = (x_type.dims[1], x_type.dims[0]) if self.batch_first else x_type.dims[:2]
+        else:
+            time, batch = x_type.dims[0], 1
+        if time == 0:
+            raise ShapeError("LSTM needs at least one time step, got T = 0")
+        lead: tuple[Dim, ...] = (self.num_layers * self.directions,) + ((batch,) if batched else ())
+        if state is not None:
+            _check_state_type(state[0], (*lead, self.out_size), "h0", dims)
+            _check_state_type(state[1], (*lead, self.hidden_size), "c0", dims)
+        y = x_type.with_dims((*x_type.dims[:-1], self.directions * self.out_size))
+        if not self.return_state:
+            return y
+        states = TupleType(
+            (TensorType((*lead, self.out_size)), TensorType((*lead, self.hidden_size))), STATE_NAMES
+        )
+        return TupleType((y, states), ("output", "(h_n, c_n)"))
+
+    # --- forward / backward ---------------------------------------------------------------
+
+    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Any]:
+        seq, state = _split_input(x)
+        unbatched = seq.ndim == 2
+        seq = self._time_major(seq, unbatched)
+        steps, batch = seq.shape[:2]
+        if steps == 0:
+            raise ShapeError("LSTM needs at least one time step, got T = 0")
+        h0, c0 = self._initial_state(state, batch, seq.dtype, unbatched)
+        masks = self._masks(ctx, (steps, batch, self.directions * self.out_size), seq.dtype)
+        layer_in = seq
+        caches = []
+        h_n, c_n = np.empty_like(h0), np.empty_like(c0)
+        for layer in range(self.num_layers):
+            if layer > 0 and masks:
+                layer_in = layer_in * masks[layer - 1]
+            outputs = []
+            for direction in range(self.directions):
+                k = layer * self.directions + direction
+                w = _weights(params, _suffix(layer, direction))
+                run_in = layer_in[::-1] if direction else layer_in
+                out, cache = layer_forward(run_in, h0[k], c0[k], w)
+                h_n[k], c_n[k] = cache.hs[-1], cache.cs[-1]
+                outputs.append(out[::-1] if direction else out)
+                caches.append(cache)
+            layer_in = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
+        y = self._from_time_major(layer_in, unbatched)
+        saved = (caches, masks, unbatched, state is not None)
+        if unbatched:
+            h_n, c_n = h_n[:, 0], c_n[:, 0]
+        if self.return_state:
+            return (y, (h_n, c_n)), saved
+        return y, saved
+
+    def backward(self, params: Params, saved: Any, dout: Any) -> tuple[Any, Params]:
+        caches, masks, unbatched, had_state = saved
+        if self.return_state:
+            dy, (dh_n, dc_n) = dout
+        else:
+            dy, dh_n, dc_n = dout, None, None
+        dy = self._time_major(dy, unbatched)
+        batch = dy.shape[1]
+        lead = (self.num_layers * self.directions, batch)
+        # explicit feature sizes: with B = 0 a -1 in reshape is ambiguous
+        dh_n = (
+            np.zeros((*lead, self.out_size), dy.dtype)
+            if dh_n is None
+            else dh_n.reshape(*lead, self.out_size)
+        )
+        dc_n = (
+            np.zeros((*lead, self.hidden_size), dy.dtype)
+            if dc_n is None
+            else dc_n.reshape(*lead, self.hidden_size)
+        )
+        grads: Params = {}
+        dh0, dc0 = np.empty_like(dh_n), np.empty_like(dc_n)
+        d_layer = dy
+        p = self.out_size
+        for layer in range(self.num_layers - 1, -1, -1):
+            d_in = None
+            for direction in range(self.directions):
+                k = layer * self.directions + direction
+                sfx = _suffix(layer, direction)
+                d_out = d_layer[:, :, direction * p : (direction + 1) * p]
+                if direction:
+                    d_out = d_out[::-1]
+                lg = layer_backward(_weights(params, sfx), caches[k], d_out, dh_n[k], dc_n[k])
+                dh0[k], dc0[k] = lg.dh0, lg.dc0
+                dx = lg.dx[::-1] if direction else lg.dx
+                d_in = dx if d_in is None else d_in + dx
+                grads[f"weight_ih{sfx}"] = lg.w_ih
+                grads[f"weight_hh{sfx}"] = lg.w_hh
+                if lg.bias is not None:
+                    grads[f"bias_ih{sfx}"] = lg.bias
+                    grads[f"bias_hh{sfx}"] = lg.bias.copy()
+                if lg.w_hr is not None:
+                    grads[f"weight_hr{sfx}"] = lg.w_hr
+            assert d_in is not None
+            if layer > 0 and masks:
+                d_in = d_in * masks[layer - 1]
+            d_layer = d_in
+        dx_out = self._from_time_major(d_layer, unbatched)
+        if not had_state:
+            return dx_out, grads
+        if unbatched:
+            dh0, dc0 = dh0[:, 0], dc0[:, 0]
+        return (dx_out, (dh0, dc0)), grads
+
+    # --- layout helpers -------------------------------------------------------------------
+
+    def _time_major(self, seq: np.ndarray, unbatched: bool) -> np.ndarray:
+        if unbatched:
+            return seq[:, None, :]
+        return seq.transpose(1, 0, 2) if self.batch_first else seq
+
+    def _from_time_major(self, seq: np.ndarray, unbatched: bool) -> np.ndarray:
+        if unbatched:
+            return seq[:, 0, :]
+        return seq.transpose(1, 0, 2) if self.batch_first else seq
+
+    def _initial_state(
+        self,
+        state: tuple[np.ndarray, np.ndarray] | None,
+        batch: int,
+        dtype: np.dtype[Any],
+        unbatched: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        count = self.num_layers * self.directions
+        if state is None:
+            return (
+                np.zeros((count, batch, self.out_size), dtype),
+                np.zeros((count, batch, self.hidden_size), dtype),
+            )
+        out = []
+        for what, value, size in zip(("h0", "c0"), state, (self.out_size, self.hidden_size)):
+            expected = (count, size) if unbatched else (count, batch, size)
+            if value.shape != expected:
+                layout = "num_layers * num_directions" + ("" if unbatched else ", batch")
+                feature = "proj_size" if what == "h0" and self.proj_size else "hidden_size"
+                raise ShapeError(
+                    f"{what} must have shape {list(expected)} ({layout}, {feature}), "
+                    f"got {list(value.shape)}"
+                )
+            if value.dtype != dtype:
+                raise TypeError(f"{what} dtype {value.dtype} != input dtype {dtype}")
+            out.append(value[:, None, :] if unbatched else value)
+        return out[0], out[1]
+
+    def _masks(
+        self, ctx: Context, shape: tuple[int, ...], dtype: np.dtype[Any]
+    ) -> list[np.ndarray]:
+        if not ctx.train or self.dropout == 0 or self.num_layers == 1:
+            return []
+        return [
+            dropout_mask(ctx.rng, shape, self.dropout, dtype) for _ in range(self.num_layers - 1)
+        ]
+
+    # --- diagrams -------------------------------------------------------------------------
+
+    def components(self) -> Any:
+        """Layers and directions as a chain (forward/backward lanes), for diagrams."""
+        if self.num_layers == 1 and not self.bidirectional:
+            return None
+        from specchain.chain import branch, serial
+        from specchain.modules.dropout import Dropout
+        from specchain.modules.sequence import Concat, Reverse
+
+        parts: list[Any] = []
+        size = self.input_size
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout:
+                parts.append(Dropout(self.dropout, name=f"dropout_l{layer - 1}"))
+
+            def cell(direction: int, layer: int = layer, size: int = size) -> LSTM:
+                return LSTM(
+                    size,
+                    self.hidden_size,
+                    proj_size=self.proj_size,
+                    bias=self.bias,
+                    name=f"l{layer}" + ("_reverse" if direction else ""),
+                    rng=0,
+                )
+
+            if self.bidirectional:
+                parts.append(
+                    branch(
+                        cell(0),
+                        Reverse(name=f"flip_l{layer}")
+                        >> cell(1)
+                        >> Reverse(name=f"unflip_l{layer}"),
+                    )
+                )
+                parts.append(Concat(name=f"concat_l{layer}"))
+            else:
+                parts.append(cell(0))
+            size = self.directions * self.out_size
+        return serial(*parts)
+
+
+@attrs.define(eq=False)
+class LSTMCell(NNModuleSpec):
+    """One LSTM step, like ``torch.nn.LSTMCell``: ``x [B, I]`` or ``(x, (h, c))`` ->
+    ``(h' [B, H], c' [B, H])``; unbatched ``[I]`` works too. Params ``weight_ih [4H, I]``,
+    ``weight_hh [4H, H]``, ``bias_ih [4H]``, ``bias_hh [4H]``.
+    """
+
+    input_size: int = attrs.field(validator=positive_int)
+    hidden_size: int = attrs.field(validator=positive_int)
+    bias: bool = attrs.field(default=True, validator=flag)
+
+    def declare_params(self) -> dict[str, ParamDecl]:
+        decls = _lstm_param_decls(self.input_size, self.hidden_size, 1, 1, self.bias, 0)
+        return {name.removesuffix("_l0"): decl for name, decl in decls.items()}
+
+    def describe(self) -> str:
+        return f"{self.input_size} -> {self.hidden_size}" + ("" if self.bias else ", no bias")
+
+    @property
+    def in_type(self) -> Type:
+        return TensorType(("B", self.input_size))
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if isinstance(in_type, AnyType):
+            in_type = self.in_type
+        x_type, state = _split_type(in_type)
+        if x_type.variadic:
+            x_type = x_type.with_dims(("B", x_type.dims[-1]))
+        if x_type.rank not in (1, 2):
+            raise ShapeError(
+                f"rank: expected [B, {self.input_size}] or [{self.input_size}], got {x_type}"
+            )
+        dims.equal(x_type.dims[-1], self.input_size, "feature size")
+        lead = x_type.dims[:-1]
+        if state is not None:
+            _check_state_type(state[0], (*lead, self.hidden_size), "h", dims)
+            _check_state_type(state[1], (*lead, self.hidden_size), "c", dims)
+        out = TensorType((*lead, self.hidden_size))
+        return TupleType((out, out), ("h", "c"))
+
+    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Any]:
+        inp, state = _split_input(x)
+        unbatched = inp.ndim == 1
+        batch = inp.reshape(1, -1) if unbatched else inp
+        shape = (batch.shape[0], self.hidden_size)
+        if state is None:
+            h, c = np.zeros(shape, batch.dtype), np.zeros(shape, batch.dtype)
+        else:
+            expected = (self.hidden_size,) if unbatched else shape
+            for what, value in zip(("h", "c"), state):
+                if value.shape != expected:
+                    raise ShapeError(
+                        f"{what} must have shape {list(expected)}, got {list(value.shape)}"
+                    )
+            h, c = (s.reshape(shape) for s in state)
+        w = _weights({k + "_l0": v for k, v in params.items()}, "_l0")
+        _, cache = layer_forward(batch[None], h, c, w)
+        h1, c1 = cache.hs[1], cache.cs[1]
+        if unbatched:
+            h1, c1 = h1[0], c1[0]
+        return (h1, c1), (cache, unbatched, state is not None)
+
+    def backward(self, params: Params, saved: Any, dout: Any) -> tuple[Any, Params]:
+        cache, unbatched, had_state = saved
+        dh, dc = (d.reshape(cache.hs.shape[1:]) for d in dout)
+        w = _weights({k + "_l0": v for k, v in params.items()}, "_l0")
+        zeros = np.zeros((1, *dh.shape), dh.dtype)
+        lg = layer_backward(w, cache, zeros, dh, dc)
+        dx = lg.dx[0]
+        dh0, dc0 = lg.dh0, lg.dc0
+        if unbatched:
+            dx, dh0, dc0 = dx[0], dh0[0], dc0[0]
+        grads: Params = {"weight_ih": lg.w_ih, "weight_hh": lg.w_hh}
+        if lg.bias is not None:
+            grads["bias_ih"], grads["bias_hh"] = lg.bias, lg.bias.copy()
+        return ((dx, (dh0, dc0)) if had_state else dx), grads
