@@ -1,0 +1,135 @@
+"""Small PyTorch modules for the specs that have no native ``torch.nn`` twin.
+
+The exporter copies the source of the classes a model needs into the generated ``model.py``
+(``inspect.getsource``), so each class must be self-contained: it may use only ``torch``, ``nn``
+and ``F``. Keeping them here, as real code, lets the tests import and check them directly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Reverse(nn.Module):
+    """Flip the time axis: ``y[t] = x[T - 1 - t]``."""
+
+    def __init__(self, axis: int) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flip(x, dims=(self.axis,))
+
+
+class LastStep(nn.Module):
+    """The last time step: ``[T, B, F]`` -> ``[B, F]``."""
+
+    def __init__(self, axis: int) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.select(self.axis, -1)
+
+
+class Concat(nn.Module):
+    """Concatenate a tuple of tensors along ``axis``."""
+
+    def __init__(self, axis: int) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, xs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.cat(xs, dim=self.axis)
+
+
+class Add(nn.Module):
+    """Sum a tuple of tensors."""
+
+    def forward(self, xs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        total = xs[0]
+        for x in xs[1:]:
+            total = total + x
+        return total
+
+
+class Select(nn.Module):
+    """Item ``index`` of a tuple."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, xs: tuple[object, ...]) -> object:
+        return xs[self.index]
+
+
+class Pack(nn.Module):
+    """Group values into one tuple."""
+
+    def forward(self, xs: tuple[object, ...]) -> tuple[object, ...]:
+        return tuple(xs)
+
+
+class ScaledDropout(nn.Module):
+    """TorchLean's deterministic dropout: ``y = (1 - p) * x`` in training and inference."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (1.0 - self.p)
+
+
+class MaskedDropout(nn.Module):
+    """Dropout with a given 0/1 keep mask: ``(x, keep)`` -> ``x * keep / (1 - p)`` in training."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, keep = inputs
+        if not self.training or self.p == 0.0:
+            return x
+        scale = 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)
+        return x * (keep.to(x.dtype) * scale)
+
+
+class OneHot(nn.Module):
+    """Integer indices -> one-hot vectors in the module's float dtype."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.register_buffer("dtype_probe", torch.zeros(()), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(x, self.num_classes).to(self.get_buffer("dtype_probe").dtype)
+
+
+class AttentionLSTM(nn.Module):
+    """Encoder LSTM, linear attention over its outputs, LSTMCell decoder on [input; context]."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+        super().__init__()
+        self.encoder = nn.LSTM(input_size, hidden_size)
+        self.decoder = nn.LSTMCell(input_size + hidden_size, hidden_size)
+        self.attention_weights = nn.Linear(2 * hidden_size, 1)
+        self.output = nn.Linear(hidden_size, output_size)
+
+    def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        source, decoder_inputs = inputs
+        encoded, (h, c) = self.encoder(source)
+        h, c = h[0], c[0]
+        states = []
+        for t in range(decoder_inputs.shape[0]):
+            pairs = torch.cat([h.expand_as(encoded), encoded], dim=2)
+            alpha = torch.softmax(self.attention_weights(pairs)[..., 0], dim=0)
+            context = torch.einsum("sb,sbh->bh", alpha, encoded)
+            h, c = self.decoder(torch.cat([decoder_inputs[t], context], dim=1), (h, c))
+            states.append(h)
+        return self.output(torch.stack(states))
