@@ -1,6 +1,6 @@
 """specchain: recurrent neural networks as typed graphs of module specs."""
 
-from specchain import losses
+from specchain import data, losses, optim, train
 from specchain.chain import LintError, SpecChain, branch, parallel, serial
 from specchain.engine import Tape
 from specchain.gradcheck import GradcheckReport, gradcheck
@@ -29,10 +29,13 @@ __all__ = [
     "TupleType",
     "__version__",
     "branch",
+    "data",
     "gradcheck",
     "load",
     "losses",
+    "optim",
     "parallel",
     "seed",
     "serial",
+    "train",
 ]

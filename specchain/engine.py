@@ -18,7 +18,17 @@ from specchain.chain import SpecChain, infer_types
 from specchain.graph import INPUT, OUTPUT
 from specchain.params import DEFAULT_DTYPE, FLOAT_DTYPES, RngLike, as_generator
 from specchain.spec import Context, NNModuleSpec, Value
-from specchain.types import DimEnv, ShapeError, SpecError, contains_any, type_of
+from specchain.types import (
+    ELLIPSIS,
+    DimEnv,
+    ShapeError,
+    SpecError,
+    TensorType,
+    TupleType,
+    Type,
+    contains_any,
+    type_of,
+)
 
 if TYPE_CHECKING:
     from specchain.losses import Loss
@@ -85,9 +95,10 @@ def _gather(values: dict[str, Value], edges: tuple[Edge, ...], whole: bool) -> V
 def forward(
     chain: SpecChain, x: Value, train: bool, rng: RngLike, keep: bool
 ) -> tuple[Value, Tape]:
-    check_input(chain, x)
-    ctx = Context(train=bool(train), rng=as_generator(rng), dtype=chain.dtype or DEFAULT_DTYPE)
     steps, out_edges, out_whole = plan(chain)
+    dtype = _params_dtype(steps)
+    check_input(chain, x, dtype)
+    ctx = Context(train=bool(train), rng=as_generator(rng), dtype=dtype or DEFAULT_DTYPE)
     values: dict[str, Value] = {INPUT: x}
     saved: dict[str, Any] = {}
     for step in steps:
@@ -103,18 +114,25 @@ def forward(
     return y, Tape(chain, values if keep else {}, saved, bool(train))
 
 
-def check_input(chain: SpecChain, x: Value) -> None:
+def _params_dtype(steps: list[Step]) -> np.dtype[Any] | None:
+    """The parameters' float dtype, read from the plan (cheap: no graph walk per call)."""
+    dtypes = {p.dtype for step in steps for p in step.spec.params.values()}
+    if len(dtypes) > 1:
+        raise SpecError(f"parameters mix dtypes {sorted(map(str, dtypes))}; call model.to(...)")
+    return dtypes.pop() if dtypes else None
+
+
+def check_input(chain: SpecChain, x: Value, model_dtype: np.dtype[Any] | None) -> None:
     """Check the input against ``chain.in_type`` (symbols bind to sizes) and the params' dtype."""
     concrete = type_of(x)
     try:
-        if contains_any(chain.in_type):
+        if _unchecked(chain.in_type):
             raise ShapeError("input type is only known now")
         DimEnv(at_call=True).unify(concrete, chain.in_type, "input")
     except ShapeError:
         # A rank the declared type does not cover may still be valid (unbatched [T, F] input):
         # inferring the whole graph on the concrete type decides, and names the node if not.
         infer_types(chain.graph.copy(), concrete, at_call=True)
-    model_dtype = chain.dtype
     for leaf in _leaves(x):
         if model_dtype is not None and leaf.dtype.kind == "f" and leaf.dtype != model_dtype:
             fix = f"cast the input with x.astype(np.{model_dtype})"
@@ -124,6 +142,14 @@ def check_input(chain: SpecChain, x: Value) -> None:
                 f"input dtype {leaf.dtype} does not match the model's parameter dtype "
                 f"{model_dtype}; {fix}"
             )
+
+
+def _unchecked(t: Type) -> bool:
+    """True if (part of) ``t`` is ANY or ``[...]``: types that state nothing a unification could
+    check (``Tanh() >> Linear(6, 2)`` takes ``[...]``), so the whole graph is inferred instead."""
+    if isinstance(t, TupleType):
+        return any(_unchecked(i) for i in t.items)
+    return contains_any(t) or (isinstance(t, TensorType) and t.dims == (ELLIPSIS,))
 
 
 def _leaves(value: Value) -> list[np.ndarray]:

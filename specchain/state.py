@@ -49,4 +49,4 @@ def load_state_dict(chain: SpecChain, state_dict: dict[str, Any], strict: bool =
         raise StateDictError("load_state_dict failed:\n  " + "\n  ".join(problems))
     for key, value in arrays.items():
         node, local = owners[key]
-        chain.spec(node).params[local] = value.copy()
+        np.copyto(chain.spec(node).params[local], value)  # in place, like torch

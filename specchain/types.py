@@ -233,8 +233,16 @@ class DimEnv:
             return t
         if isinstance(t, TupleType):
             return TupleType((self.apply(i) for i in t.items), t.names)
-        dims = tuple(self.resolve(d) for d in t.dims)
+        dims = t.dims
+        if t.variadic and self.prefix is not None:  # "..." became known dims somewhere
+            dims = (*self.prefix, *dims[1:])
+        dims = tuple(self.resolve(d) for d in dims)
         return t if dims == t.dims else t.with_dims(dims)
+
+    def fix_rank(self, t: TensorType, dims: tuple[Dim, ...], what: str) -> TensorType:
+        """``t`` (maybe ``[..., F]``) unified with the full ``dims``; a leading ``...`` binds to
+        the matching dims, so ``Linear(8, 8) >> LastStep()`` takes ``[T, B, 8]``."""
+        return t.with_dims(self.unify_dims(t.dims, dims, what))
 
 
 def _fmt(dims: Sequence[Dim]) -> str:

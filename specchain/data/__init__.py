@@ -1,0 +1,7 @@
+"""Generated datasets, seeded and time-major: the embedded Reber grammar, the adding problem and
+the copy task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016)."""
+
+from specchain.data import adding, copy, reber
+from specchain.data.dataset import IGNORE_INDEX, SequenceData
+
+__all__ = ["IGNORE_INDEX", "SequenceData", "adding", "copy", "reber"]

@@ -1,0 +1,390 @@
+"""Training loop, evaluation and sampling: ``fit``, ``evaluate``, ``accuracy``, ``generate``.
+
+Data convention (time-major, like ``nn.LSTM(batch_first=False)``): ``fit`` takes ``(inputs,
+targets)`` holding N examples. The batch axis of ``inputs`` is where the model's input type puts
+``B`` (axis 1 for a ``[T, B, F]`` sequence or ``int[T, B]`` token ids, axis 0 with
+``batch_first=True``); the batch axis of ``targets`` is where the model's *output* type puts
+``B``: axis 0 for ``[N]`` class labels of a many-to-one classifier (output ``[B, C]``), axis 1 for
+``[T, N]`` labels or ``[T, N, F]`` regression targets of a per-timestep model (output
+``[T, B, ...]``). When a type does not name ``B`` (a bare ``Linear`` takes ``[..., I]``), inputs
+of rank >= 3 are batched on axis 1 and others on axis 0; targets of rank 1 on axis 0, others on
+axis 1. Both sides must hold the same N.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+import numpy as np
+from tqdm.auto import tqdm
+
+from specchain.chain import SpecChain
+from specchain.losses import Loss
+from specchain.numerics import log_softmax
+from specchain.optim import Optimizer, clip_grad_norm
+from specchain.params import RngLike, as_generator
+from specchain.spec import NNModuleSpec
+from specchain.types import ShapeError, SpecError, TensorType, Type
+
+
+class TrainingError(SpecError):
+    """Training cannot go on (a NaN or infinite loss or gradient); ``history`` holds what was
+    done before the failing step."""
+
+    def __init__(self, message: str, history: History) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+@attrs.define
+class History:
+    """What ``fit`` did.
+
+    Attributes:
+        epoch_loss: mean training loss of each epoch (steps weighted by their batch sizes).
+        step_loss: the loss of every optimizer step, in order.
+        epoch_time: wall-clock seconds of each epoch.
+        grad_norm: total gradient norm of every step before clipping (only when ``clip`` is set).
+        sequences_seen: examples processed, over all epochs.
+        wall_time: wall-clock seconds of the whole run.
+    """
+
+    epoch_loss: list[float] = attrs.field(factory=list)
+    step_loss: list[float] = attrs.field(factory=list)
+    epoch_time: list[float] = attrs.field(factory=list)
+    grad_norm: list[float] = attrs.field(factory=list)
+    sequences_seen: int = 0
+    wall_time: float = 0.0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.epoch_loss)
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_loss)
+
+    @property
+    def final_loss(self) -> float:
+        """The mean loss of the last epoch (NaN before any epoch finished)."""
+        return self.epoch_loss[-1] if self.epoch_loss else math.nan
+
+
+class HasData(Protocol):
+    inputs: np.ndarray
+    targets: np.ndarray
+
+
+Data = tuple[np.ndarray, np.ndarray] | HasData
+EpochCallback = Callable[[int, History], bool | None]
+
+
+# --- batch axes -------------------------------------------------------------------------------
+
+
+def _batch_position(t: Type) -> int | None:
+    if isinstance(t, TensorType) and not t.variadic and "B" in t.dims:
+        return t.dims.index("B")
+    return None
+
+
+def batch_axes(model: SpecChain, inputs: np.ndarray, targets: np.ndarray) -> tuple[int, int]:
+    """``(input axis, target axis)`` holding the examples, by the convention of this module."""
+    in_axis = _batch_position(model.in_type)
+    if in_axis is None:
+        in_axis = 1 if inputs.ndim >= 3 else 0
+    out_axis = _batch_position(model.out_type)
+    if out_axis is None or out_axis >= targets.ndim:
+        out_axis = 0 if targets.ndim == 1 else 1
+    for what, array, axis in (("inputs", inputs, in_axis), ("targets", targets, out_axis)):
+        if array.ndim <= axis:
+            raise ShapeError(
+                f"{what} of shape {list(array.shape)} have no batch axis {axis}; the model "
+                f"takes {model.in_type} and gives {model.out_type} (time-major: [T, N, ...])"
+            )
+    return in_axis, out_axis
+
+
+def _unpack(data: Data) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(data, "inputs") and hasattr(data, "targets"):
+        inputs, targets = getattr(data, "inputs"), getattr(data, "targets")  # noqa: B009
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        inputs, targets = data
+    else:
+        raise TypeError(
+            "data must be a pair (inputs, targets) of numpy arrays (or a specchain.data "
+            f"dataset), got {type(data).__name__}"
+        )
+    for what, array in (("inputs", inputs), ("targets", targets)):
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{what} must be a numpy array, got {type(array).__name__}")
+    return inputs, targets
+
+
+def _as_model(model: SpecChain | NNModuleSpec) -> SpecChain:
+    return model.as_chain() if isinstance(model, NNModuleSpec) else SpecChain.of(model)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SpecError(f"fit {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_optimizer(model: SpecChain, optimizer: Optimizer) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"optimizer must be a specchain.optim optimizer, got {type(optimizer).__name__}"
+        )
+    mine, theirs = model.named_parameters(), optimizer.params
+    stale = [name for name, p in mine.items() if theirs.get(name) is not p]
+    if stale:
+        raise SpecError(
+            f"the optimizer does not hold the model's current parameter arrays (for {stale}): "
+            "it was built for another model, or before model.to(...) / model.load_state_dict; "
+            "build it from the model itself, e.g. SGD(model, lr=0.1)"
+        )
+
+
+# --- fit --------------------------------------------------------------------------------------
+
+
+def fit(
+    model: SpecChain,
+    data: Data,
+    loss: Loss,
+    optimizer: Optimizer,
+    epochs: int = 1,
+    batch_size: int = 32,
+    clip: float | None = None,
+    rng: RngLike = 0,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
+) -> History:
+    """Train ``model`` on ``data`` for ``epochs`` passes of shuffled mini-batches.
+
+    Args:
+        model: the chain to train (its parameters are updated in place by ``optimizer``).
+        data: ``(inputs, targets)`` with N examples, batched as the module docstring says
+            (``[T, N, F]`` inputs with ``[N]`` labels, or ``[T, N, ...]`` targets), or a
+            ``specchain.data`` dataset (anything with ``.inputs`` and ``.targets``).
+        loss: e.g. ``sc.losses.cross_entropy`` or ``sc.losses.mse`` (a scalar reduction).
+        optimizer: an ``specchain.optim`` optimizer built on ``model``.
+        epochs: passes over the data.
+        batch_size: examples per step; the last batch of an epoch may be smaller.
+        clip: if given, ``clip_grad_norm(grads, clip)`` before every step.
+        rng: seeds the shuffling and the training-mode randomness (dropout): the same seed gives
+            the same run.
+        progress: show a tqdm bar per epoch with the running mean loss.
+        on_epoch: ``on_epoch(epoch, history)`` after each epoch (``epoch`` counts from 1);
+            returning True stops training.
+
+    Returns:
+        A ``History``. A NaN or infinite loss (or gradient) raises ``TrainingError`` naming the
+        epoch and the step, before that step changes any parameter (``err.history`` holds the
+        run so far).
+    """
+    chain = _as_model(model)
+    inputs, targets = _unpack(data)
+    epochs = _positive_int("epochs", epochs)
+    batch_size = _positive_int("batch_size", batch_size)
+    if clip is not None:
+        clip = float(clip)
+        if not clip > 0:
+            raise SpecError(f"fit clip must be > 0 (a max gradient norm) or None, got {clip}")
+    _check_optimizer(chain, optimizer)
+    in_axis, out_axis = batch_axes(chain, inputs, targets)
+    n = inputs.shape[in_axis]
+    if targets.shape[out_axis] != n:
+        raise ShapeError(
+            f"inputs hold {n} examples on axis {in_axis} (shape {list(inputs.shape)}) but "
+            f"targets hold {targets.shape[out_axis]} on axis {out_axis} (shape "
+            f"{list(targets.shape)}); they must match"
+        )
+    if n == 0:
+        raise SpecError(f"fit got no training examples (inputs of shape {list(inputs.shape)})")
+    generator = as_generator(rng)
+    history = History()
+    steps_per_epoch = -(-n // batch_size)
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        order = generator.permutation(n)
+        total, seen = 0.0, 0
+        bar = tqdm(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch}/{epochs}",
+            disable=not progress,
+            leave=False,
+            unit="step",
+        )
+        try:
+            for step in range(1, steps_per_epoch + 1):
+                index = order[(step - 1) * batch_size : step * batch_size]
+                xb = np.take(inputs, index, axis=in_axis)
+                yb = np.take(targets, index, axis=out_axis)
+                try:
+                    value, norm = _train_step(chain, loss, optimizer, xb, yb, generator, clip)
+                except _NotFinite as err:
+                    history.wall_time = time.perf_counter() - start
+                    raise TrainingError(
+                        f"{err} at epoch {epoch}, step {step} (of {steps_per_epoch}); training "
+                        "stopped before this step updated the parameters. Check the inputs and "
+                        "targets for NaN/inf values, or lower the learning rate or pass clip= "
+                        "(a max gradient norm) to fit",
+                        history,
+                    ) from None
+                if norm is not None:
+                    history.grad_norm.append(norm)
+                history.step_loss.append(value)
+                total += value * len(index)
+                seen += len(index)
+                history.sequences_seen += len(index)
+                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+                bar.update(1)
+        finally:
+            bar.close()
+        history.epoch_loss.append(total / seen)
+        history.epoch_time.append(time.perf_counter() - epoch_start)
+        history.wall_time = time.perf_counter() - start
+        if on_epoch is not None and on_epoch(epoch, history) is True:
+            break
+    return history
+
+
+class _NotFinite(Exception):
+    """A step met a NaN or infinite loss or gradient (``fit`` adds the epoch and step)."""
+
+
+def _train_step(
+    chain: SpecChain,
+    loss: Loss,
+    optimizer: Optimizer,
+    xb: np.ndarray,
+    yb: np.ndarray,
+    generator: np.random.Generator,
+    clip: float | None,
+) -> tuple[float, float | None]:
+    """Forward, loss, backward, clip, update: ``(loss value, gradient norm or None)``.
+    Raises ``_NotFinite`` before anything is updated if the loss or a gradient is not finite."""
+    y, tape = chain.forward(xb, train=True, rng=generator)
+    value, dy = loss.value_and_grad(y, yb)
+    if not math.isfinite(value):
+        raise _NotFinite(f"the loss is {value}")
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite gradients are checked below
+        _, grads = chain.backward(tape, dy)
+    bad = next((name for name, g in grads.items() if not np.isfinite(g).all()), None)
+    if bad is not None:
+        raise _NotFinite(f"the gradient of {bad!r} is not finite (the loss is {value})")
+    norm = clip_grad_norm(grads, clip) if clip is not None else None
+    optimizer.step(grads)
+    return value, norm
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(model: SpecChain, inputs: np.ndarray, targets: np.ndarray, loss: Loss) -> float:
+    """The loss of the whole set in inference mode (dropout off), in one forward pass."""
+    chain = _as_model(model)
+    inputs, targets = _unpack((inputs, targets))
+    return float(loss(chain(inputs), targets))
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray, ignore_index: int | None = None) -> float:
+    """The fraction of positions where ``argmax(logits[..., :])`` equals ``labels[...]``.
+
+    ``logits`` is ``[..., C]`` and ``labels`` the integer array ``[...]`` (ties go to the first
+    class, as ``argmax`` does). Positions whose label is ``ignore_index`` do not count.
+    """
+    if not isinstance(logits, np.ndarray) or logits.ndim < 1:
+        raise ShapeError("accuracy: logits must be a numpy array [..., C] (classes last)")
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"accuracy: labels must be integer class indices, got {labels.dtype}")
+    if logits.shape[:-1] != labels.shape:
+        raise ShapeError(
+            f"accuracy: logits {list(logits.shape)} need labels of shape "
+            f"{list(logits.shape[:-1])}, got {list(labels.shape)}"
+        )
+    keep = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    if not keep.any():
+        raise SpecError("accuracy of no predictions is undefined (no labels to compare)")
+    hits = (np.argmax(logits, axis=-1) == labels) & keep
+    return float(hits.sum() / keep.sum())
+
+
+# --- sampling ---------------------------------------------------------------------------------
+
+
+def generate(
+    model: SpecChain,
+    prompt: np.ndarray,
+    n: int,
+    temperature: float = 1.0,
+    rng: RngLike = None,
+) -> np.ndarray:
+    """Sample ``n`` tokens from a language model, one at a time.
+
+    ``model`` maps token ids ``int[T, B]`` to logits ``[T, B, V]`` (``Embedding >> LSTM ... >>
+    Linear(H, V)``). Each new token is drawn from ``softmax(logits[-1] / temperature)`` of the
+    whole sequence so far (the chain is re-run on the growing sequence, in inference mode);
+    ``temperature=0`` takes the argmax. ``rng`` seeds the sampling (None: the library's
+    generator). Returns ``int[T + n, B]``: the prompt followed by the samples (an unbatched
+    ``[T]`` prompt gives ``[T + n]``).
+    """
+    chain = _as_model(model)
+    if not isinstance(prompt, np.ndarray) or prompt.dtype.kind not in "iu":
+        raise TypeError("generate: prompt must be an integer numpy array of token ids [T, B]")
+    if prompt.ndim not in (1, 2) or prompt.shape[0] == 0:
+        raise ShapeError(
+            f"generate: prompt must be [T, B] (or [T]) with T >= 1, got {list(prompt.shape)}"
+        )
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise SpecError(f"generate n must be an int >= 0, got {n!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)):
+        raise TypeError(f"generate temperature must be a number, got {temperature!r}")
+    if not 0.0 <= float(temperature) < math.inf:
+        raise SpecError(f"generate temperature must be >= 0 and finite, got {temperature}")
+    generator = as_generator(rng)
+    unbatched = prompt.ndim == 1
+    tokens = prompt[:, None] if unbatched else prompt
+    out = np.empty((tokens.shape[0] + n, tokens.shape[1]), dtype=prompt.dtype)
+    out[: tokens.shape[0]] = tokens
+    for t in range(tokens.shape[0], tokens.shape[0] + n):
+        logits = chain(out[:t])
+        if not isinstance(logits, np.ndarray) or logits.shape[:-1] != out[:t].shape:
+            raise ShapeError(
+                f"generate needs a model from int[T, B] to logits [T, B, V], got output "
+                f"{getattr(logits, 'shape', type(logits).__name__)} for input {list(out[:t].shape)}"
+            )
+        out[t] = _sample(logits[-1], float(temperature), generator)
+    return out[:, 0] if unbatched else out
+
+
+def _sample(logits: np.ndarray, temperature: float, generator: np.random.Generator) -> np.ndarray:
+    """One token per row of ``logits [B, V]``."""
+    if temperature == 0.0:
+        return np.argmax(logits, axis=-1)
+    with np.errstate(over="ignore"):
+        scaled = logits.astype(np.float64) / temperature
+    probs = np.exp(log_softmax(scaled))
+    cdf: np.ndarray = np.cumsum(probs, axis=-1)
+    cdf /= cdf[:, -1:]
+    u = generator.random((logits.shape[0],))
+    return np.argmax(u[:, None] < cdf, axis=-1)
+
+
+__all__ = [
+    "History",
+    "TrainingError",
+    "accuracy",
+    "batch_axes",
+    "evaluate",
+    "fit",
+    "generate",
+]
