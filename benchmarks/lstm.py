@@ -1,6 +1,6 @@
 """Numpy LSTM forward+backward against torch.nn.LSTM, in one process, same thread count, float32.
 
-    python benchmarks/lstm.py            # the table of medians and the numpy/torch ratio
+python benchmarks/lstm.py            # the table of medians and the numpy/torch ratio
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def median_time(run: Callable[[], object], repeats: int) -> float:
 
 def numpy_run(model: sc.SpecChain, x: np.ndarray, dy: np.ndarray) -> Callable[[], object]:
     def run() -> object:
-        y, tape = model.forward(x, train=True, rng=0)
+        _, tape = model.forward(x, train=True, rng=0)
         return model.backward(tape, dy)
 
     return run
@@ -73,7 +73,10 @@ def main() -> None:
             ours = median_time(numpy_run(model, x, dy), args.repeats)
             theirs = median_time(torch_run(module, x, dy), args.repeats)
             shape = f"{steps}, {batch}, {features}, {hidden}"
-            print(f"{label:<26}{shape:<20}{ours * 1e3:>10.2f}{theirs * 1e3:>10.2f}{ours / theirs:>8.2f}")
+            print(
+                f"{label:<26}{shape:<20}{ours * 1e3:>10.2f}{theirs * 1e3:>10.2f}"
+                f"{ours / theirs:>8.2f}"
+            )
 
 
 if __name__ == "__main__":

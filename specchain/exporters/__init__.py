@@ -1,0 +1,1 @@
+"""Exporters: ``graphviz`` (DOT diagrams and their rendering)."""

