@@ -125,14 +125,10 @@ def _params_dtype(steps: list[Step]) -> np.dtype[Any] | None:
 def check_input(chain: SpecChain, x: Value, model_dtype: np.dtype[Any] | None) -> None:
     """Check the input against ``chain.in_type`` (symbols bind to sizes) and the params' dtype."""
     concrete = type_of(x)
-    try:
-        if _unchecked(chain.in_type):
-            raise ShapeError("input type is only known now")
-        DimEnv(at_call=True).unify(concrete, chain.in_type, "input")
-    except ShapeError:
-        # A rank the declared type does not cover may still be valid (unbatched [T, F] input):
-        # inferring the whole graph on the concrete type decides, and names the node if not.
-        infer_types(chain.graph.copy(), concrete, at_call=True)
+    accepted: set[Type] = chain.__dict__.setdefault("_accepted_inputs", set())
+    if concrete not in accepted:  # types are immutable: one check per distinct input type
+        _check_type(chain, concrete)
+        accepted.add(concrete)
     for leaf in _leaves(x):
         if model_dtype is not None and leaf.dtype.kind == "f" and leaf.dtype != model_dtype:
             fix = f"cast the input with x.astype(np.{model_dtype})"
@@ -142,6 +138,17 @@ def check_input(chain: SpecChain, x: Value, model_dtype: np.dtype[Any] | None) -
                 f"input dtype {leaf.dtype} does not match the model's parameter dtype "
                 f"{model_dtype}; {fix}"
             )
+
+
+def _check_type(chain: SpecChain, concrete: Type) -> None:
+    try:
+        if _unchecked(chain.in_type):
+            raise ShapeError("input type is only known now")
+        DimEnv(at_call=True).unify(concrete, chain.in_type, "input")
+    except ShapeError:
+        # A rank the declared type does not cover may still be valid (unbatched [T, F] input):
+        # inferring the whole graph on the concrete type decides, and names the node if not.
+        infer_types(chain.graph.copy(), concrete, at_call=True)
 
 
 def _unchecked(t: Type) -> bool:

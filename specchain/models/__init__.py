@@ -1,5 +1,16 @@
 """The model zoo (``specchain.models.zoo``) and TorchLean's model API."""
 
+from specchain.models import torchlean
+from specchain.models.torchlean import (
+    AttentionLSTMModel,
+    BiLSTMModel,
+    LinearParams,
+    LSTMClassifier,
+    LSTMGenerator,
+    LSTMLanguageModel,
+    MultiLayerLSTMModel,
+    SimpleLSTMModel,
+)
 from specchain.models.zoo import (
     ZOO,
     ZooEntry,
@@ -14,6 +25,14 @@ from specchain.models.zoo import (
 
 __all__ = [
     "ZOO",
+    "AttentionLSTMModel",
+    "BiLSTMModel",
+    "LSTMClassifier",
+    "LSTMGenerator",
+    "LSTMLanguageModel",
+    "LinearParams",
+    "MultiLayerLSTMModel",
+    "SimpleLSTMModel",
     "ZooEntry",
     "attention_seq2seq",
     "bilstm",
@@ -21,5 +40,6 @@ __all__ = [
     "language_model",
     "seq2seq",
     "stacked",
+    "torchlean",
     "two_layer",
 ]

@@ -77,12 +77,11 @@ class AttentionLSTM(NNModuleSpec):
         return f"{self.input_size} -> {self.hidden_size} -> {self.output_size}, attention"
 
     def components(self) -> Any:
-        from specchain.chain import serial
+        """The four parts side by side, each on its own input (for diagrams: the decoder loop
+        that connects them is described in this module's docstring, not drawn as edges)."""
+        from specchain.chain import parallel
 
-        parts = self.parts
-        return serial(
-            parts["encoder"], parts["attention_weights"], parts["decoder"], parts["output"]
-        )
+        return parallel(*self.parts.values())
 
     @property
     def in_type(self) -> Type:

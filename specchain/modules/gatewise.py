@@ -36,7 +36,7 @@ def _check_fused(weight_ih: np.ndarray, weight_hh: np.ndarray) -> int:
     return hidden
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class LSTMGateParams:
     """One LSTM layer in TorchLean's layout: per gate a weight ``[H, I + H]`` and a bias ``[H]``."""
 
@@ -83,7 +83,7 @@ class LSTMGateParams:
         }
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class LSTMGrads:
     """Gradients of one LSTM layer in TorchLean's layout (fields ``d_<gate>_weights/bias``)."""
 
@@ -114,7 +114,7 @@ class LSTMGrads:
         return fused
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class LinearGrads:
     """TorchLean's gradient record of a linear layer: ``dW [O, I]`` and ``db [O]``."""
 

@@ -94,6 +94,8 @@ def _split_input(x: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | No
 def _split_type(t: Type) -> tuple[TensorType, tuple[Type, Type] | None]:
     if isinstance(t, TupleType):
         state = t.items[1] if len(t.items) == 2 else None
+        if isinstance(state, AnyType):
+            state = TupleType((state, state))
         if not isinstance(state, TupleType) or len(state.items) != 2:
             raise ShapeError(f"takes x or (x, (h0, c0)), got {t}")
         x_type = t.items[0]
@@ -106,6 +108,8 @@ def _split_type(t: Type) -> tuple[TensorType, tuple[Type, Type] | None]:
 
 
 def _check_state_type(t: Type, expected: tuple[Dim, ...], what: str, dims: DimEnv) -> None:
+    if isinstance(t, AnyType):  # known only when data arrives: forward checks it then
+        return
     shown = "[" + ", ".join(map(str, (dims.resolve(d) for d in expected))) + "]"
     if not isinstance(t, TensorType) or t.dtype != "float" or t.rank != len(expected):
         raise ShapeError(f"{what} must be {shown}, got {t}")
@@ -189,6 +193,9 @@ class LSTM(NNModuleSpec):
 
     @property
     def in_type(self) -> Type:
+        return self._sequence_type()
+
+    def _sequence_type(self) -> TensorType:
         lead = ("B", "T") if self.batch_first else ("T", "B")
         return TensorType((*lead, self.input_size))
 
@@ -197,7 +204,7 @@ class LSTM(NNModuleSpec):
             in_type = self.in_type
         x_type, state = _split_type(in_type)
         if x_type.variadic:
-            x_type = x_type.with_dims((*self.in_type.dims[:2], x_type.dims[-1]))  # type: ignore[union-attr]
+            x_type = dims.fix_rank(x_type, self._sequence_type().dims, "input")
         if x_type.rank not in (2, 3):
             raise ShapeError(
                 f"rank: expected [T, B, {self.input_size}] or [T, {self.input_size}], got {x_type}"

@@ -12,7 +12,16 @@ import attrs
 import numpy as np
 
 from specchain.spec import Context, NNModuleSpec, Params, non_negative_int
-from specchain.types import ANY, AnyType, DimEnv, ShapeError, TensorType, TupleType, Type
+from specchain.types import (
+    ANY,
+    ELLIPSIS,
+    AnyType,
+    DimEnv,
+    ShapeError,
+    TensorType,
+    TupleType,
+    Type,
+)
 
 SEQUENCE = TensorType(("T", "B", "F"))
 
@@ -99,7 +108,7 @@ class LastStep(NNModuleSpec):
             return in_type
         t = _tensor(self, in_type, self.axis + 1)
         if t.variadic:
-            raise ShapeError(f"LastStep needs a known rank, got {t}")
+            t = dims.fix_rank(t, SEQUENCE.dims, "input")
         if t.dims[self.axis] == 0:
             raise ShapeError(f"LastStep needs at least one time step, got {t}")
         return t.with_dims(t.dims[: self.axis] + t.dims[self.axis + 1 :])
@@ -125,7 +134,8 @@ class Concat(NNModuleSpec):
     """Concatenate a tuple of tensors along ``axis`` (default: features, the last axis).
 
     Items of one known rank, or all ``[..., *dims]`` with as many stated dims and a negative
-    ``axis`` among them (``[..., 4]`` and ``[..., 5]`` give ``[..., 9]``).
+    ``axis`` among them (``[..., 4]`` and ``[..., 5]`` give ``[..., 9]``). An item that states
+    nothing (``[...]``) makes the result ``[...]`` until the chain is connected to an input.
     """
 
     axis: int = attrs.field(default=-1, validator=_int)
@@ -134,6 +144,8 @@ class Concat(NNModuleSpec):
         if _unknown(in_type):
             return ANY
         items = _tensors(self, in_type, 1)
+        if any(t.dims == (ELLIPSIS,) for t in items):  # nothing stated yet (branch(Tanh(), ...)
+            return TensorType((ELLIPSIS,))  # alone): the graph it joins re-infers this
         ranks = {len(t.dims) for t in items}
         variadic = {t.variadic for t in items}
         rank = min(ranks)
