@@ -224,10 +224,7 @@ def test_attention_gradcheck_with_loss(rng: np.random.Generator) -> None:
     model = zoo.attention_seq2seq(2, 3, 2).to(np.float64)
     x = _source_and_target(2)(rng, np.float64)
     target = rng.standard_normal((STEPS, BATCH, 2))
-    # The loss path differences two O(1) loss values, losing ~1e-16 / eps to rounding; the
-    # attention scorer's gradient is ~1e-4, so eps = 1e-6 would leave ~5e-7 of noise. At 1e-4
-    # the truncation error (eps^2) stays far below the 1e-7 bound.
-    report = sc.gradcheck(model, x, target, loss=sc.losses.mse, eps=1e-4)
+    report = sc.gradcheck(model, x, target, loss=sc.losses.mse)
     assert {"input", "input[1]", *model.named_parameters()} <= set(report.errors)
     assert report.passed(1e-7), str(report)
 
