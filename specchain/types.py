@@ -234,7 +234,9 @@ class DimEnv:
         if isinstance(t, TupleType):
             return TupleType((self.apply(i) for i in t.items), t.names)
         dims = t.dims
-        if t.variadic and self.prefix is not None:  # "..." became known dims somewhere
+        # "..." became known dims somewhere; a bare [...] (an elementwise op's type) also covers
+        # the stated dims of the others, so the prefix does not replace it.
+        if t.variadic and len(t.dims) > 1 and self.prefix is not None:
             dims = (*self.prefix, *dims[1:])
         dims = tuple(self.resolve(d) for d in dims)
         return t if dims == t.dims else t.with_dims(dims)

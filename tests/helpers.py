@@ -3,7 +3,7 @@ bad-input table record (PyTorch's ``module_error_inputs`` style)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -86,3 +86,17 @@ def error_params(cases: list[ErrorInput]) -> list[Any]:
 def check_error_input(case: ErrorInput) -> None:
     with pytest.raises(case.error, match=case.match):
         case.build()
+
+
+def one_torch_thread() -> Iterator[None]:
+    """Generator for a module-scoped autouse fixture: torch on one thread while the module runs
+    (tiny tensors gain nothing from threads, and spinning threads stall on a busy machine)::
+
+        _one_torch_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
