@@ -1,0 +1,126 @@
+"""The ``specchain`` command: every subcommand works, and user mistakes are one line, exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specchain.cli import main
+from specchain.models import ZOO
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_summary_of_every_zoo_model(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ZOO:
+        code, out, _ = run(capsys, "summary", f"zoo:{name}")
+        assert code == 0
+        assert "total parameters" in out
+
+
+def test_summary_of_a_python_file_and_a_saved_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "my_model.py"
+    source.write_text(
+        "from specchain.modules import LSTM, Linear\n"
+        "model = LSTM(3, 5, name='encoder') >> Linear(5, 2)\n"
+        "def build():\n    return LSTM(3, 4)\n"
+    )
+    code, out, _ = run(capsys, "summary", f"{source}:model")
+    assert code == 0 and "encoder" in out
+    code, out, _ = run(capsys, "summary", f"{source}:build")
+    assert code == 0 and "LSTM(3 -> 4)" in out
+    saved = tmp_path / "saved.npz"
+    ZOO["bilstm"].build().save(saved)
+    code, out, _ = run(capsys, "summary", str(saved))
+    assert code == 0 and "bidirectional" in out
+
+
+def test_render_and_export(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "render", "zoo:classifier", "-o", str(tmp_path / "c.svg"))
+    assert code == 0 and (tmp_path / "c.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    code, out, _ = run(
+        capsys,
+        "export",
+        "zoo:seq2seq",
+        "--out",
+        str(tmp_path / "e"),
+        "--class-name",
+        "S2S",
+        "--verify",
+    )
+    assert code == 0
+    assert "class S2S(nn.Module)" in (tmp_path / "e" / "model.py").read_text()
+    with np.load(tmp_path / "e" / "weights.npz", allow_pickle=False) as weights:
+        assert "lstm.weight_ih_l0" in weights.files
+    assert "max|diff|" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["summary", "zoo:nope"], r"unknown zoo model 'nope'; choose one of seq2seq"),
+        (["summary", "missing.py:model"], r"no such file: missing.py"),
+        (["summary", "model"], r"use zoo:NAME, path/to/file.py:attribute or a saved .npz"),
+        (["summary", "missing.npz"], r"missing.npz: no such file"),
+        (["export", "zoo:seq2seq", "--out", "{tmp}", "--class-name", "1bad"], r"class_name must"),
+    ],
+)
+def test_user_mistakes_are_one_clear_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
+) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    first = err.splitlines()[0]
+    assert first.startswith(f"specchain {argv[0]}: error: ")
+    assert __import__("re").search(message, first)
+    assert "Traceback" not in err
+
+
+def test_broken_user_file_is_reported_without_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "broken.py"
+    source.write_text("raise RuntimeError('boom')\n")
+    code, _, err = run(capsys, "summary", f"{source}:model")
+    assert code == 2
+    assert "importing" in err and "RuntimeError: boom" in err and "Traceback" not in err
+    source.write_text("model = 3\n")
+    code, _, err = run(capsys, "summary", f"{source}:model")
+    assert code == 2 and "is a int, not a SpecChain or a spec" in err
+
+
+def test_demo_writes_an_svg_and_an_export_per_zoo_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, _ = run(capsys, "demo", "--out", str(tmp_path), "--seconds", "0.5")
+    assert code == 0
+    for name in ZOO:
+        assert (tmp_path / "diagrams" / f"{name}.svg").is_file()
+        assert (tmp_path / "exports" / name / "model.py").is_file()
+        assert (tmp_path / "exports" / name / "weights.npz").is_file()
+    index = (tmp_path / "index.md").read_text()
+    assert "held-out accuracy" in index and "MISMATCH" not in index
+    assert all(f"diagrams/{name}.svg" in index for name in ZOO)
+
+
+def test_help_of_every_command() -> None:
+    for argv in ([], ["summary"], ["render"], ["export"], ["demo"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "specchain.cli", *argv, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "usage: specchain" in result.stdout
