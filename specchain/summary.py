@@ -20,9 +20,9 @@ def summary(chain: SpecChain) -> str:
         spec = chain.spec(node)
         details = spec.describe()
         kind = f"{spec.kind}({details})" if details else spec.kind
-        count = str(spec.num_params) if spec.params else "0"
+        count = f"{spec.num_params:,}"
         if spec.params and (node not in owners or id(spec.params) in counted):
-            count = f"shared ({spec.num_params})"
+            count = f"shared ({spec.num_params:,})"
         counted.add(id(spec.params))
         data = chain.graph.nodes[node]
         rows.append((node, kind, str(data["in_type"]), str(data["out_type"]), count))
