@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import json
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from specchain import graph as g
 from specchain.chain import SpecChain
 from specchain.examples import example_input
 from specchain.exporters import reference_check, torch_helpers
-from specchain.exporters.namespace import Namespace, is_identifier
+from specchain.exporters.namespace import FILE_NAMES, Namespace, is_identifier
 from specchain.graph import INPUT, OUTPUT
 from specchain.spec import NNModuleSpec
 from specchain.state import StateDictError
@@ -171,10 +173,7 @@ class Names:
 
 def assign_names(chain: SpecChain, class_name: str = "Model") -> Names:
     """Deterministic identifiers for ``chain`` (the exporter and the importer share them)."""
-    if not is_identifier(class_name):
-        raise ExportError(
-            f"class_name must be a Python identifier, got {class_name!r}; e.g. class_name='Seq2Seq'"
-        )
+    _check_class_name(class_name)
     names = Namespace(reserved={class_name, *HELPER_CLASSES, *FILE_CONSTANTS})
     arguments = _argument_names(chain.in_type, names)
     attribute: dict[str, str] = {}
@@ -187,6 +186,21 @@ def assign_names(chain: SpecChain, class_name: str = "Model") -> Names:
             owner[key] = variable[node]
         attribute[node] = owner[key] if chain.spec(node).params else variable[node]
     return Names(class_name, arguments, attribute, variable)
+
+
+def _check_class_name(class_name: str) -> None:
+    if not isinstance(class_name, str) or not is_identifier(class_name):
+        raise ExportError(
+            f"class_name must be a Python identifier, got {class_name!r}; e.g. class_name='Seq2Seq'"
+        )
+    # Python compares identifiers in NFKC form: "ｎｐ" is ``np``, so check that form.
+    shadowed = {*FILE_NAMES, *HELPER_CLASSES, *FILE_CONSTANTS, *dir(builtins)}
+    normal = unicodedata.normalize("NFKC", class_name)
+    if normal != class_name or normal in shadowed or normal.startswith("__"):
+        raise ExportError(
+            f"class_name {class_name!r} would shadow a name the generated file uses (its imports, "
+            "helpers, constants or a builtin) or is not in NFKC form; e.g. class_name='Seq2Seq'"
+        )
 
 
 def _argument_names(in_type: Type, names: Namespace) -> tuple[str, ...]:
@@ -330,7 +344,7 @@ def export(
     out.mkdir(parents=True, exist_ok=True)
     names = assign_names(model, class_name)
     source = to_source(model, class_name)
-    (out / "model.py").write_text(source)
+    (out / "model.py").write_text(source, encoding="utf-8")  # Python source's encoding
     with open(out / "weights.npz", "wb") as handle:
         np.savez(handle, **torch_state(model, names))  # type: ignore[arg-type]
     inputs = example if example is not None else example_input(model, rng=0)
@@ -342,7 +356,7 @@ def export(
     )
     with open(out / "reference.npz", "wb") as handle:
         np.savez(handle, **reference)  # type: ignore[arg-type]
-    (out / "test_model.py").write_text(inspect.getsource(reference_check))
+    (out / "test_model.py").write_text(inspect.getsource(reference_check), encoding="utf-8")
     return out / "model.py"
 
 
@@ -449,23 +463,28 @@ def verify(
     out = module(*arguments)
     out_leaves = _leaves(out)
     dy_leaves = _leaves(dy)
+    if len(out_leaves) != len(_leaves(y)):
+        raise ExportError(
+            f"the exported module returns {len(out_leaves)} arrays, the spec "
+            f"{len(_leaves(y))}: {_structure((out,))} != {_structure((y,))}"
+        )
+    diffs: dict[str, tuple[float, float]] = {}
+    for i, (ours, theirs) in enumerate(zip(_leaves(y), out_leaves)):
+        diffs[f"output[{i}]"] = _diff(f"output[{i}]", ours, theirs.detach().numpy())
     pairs = [
         (o, torch.from_numpy(np.asarray(d))) for o, d in zip(out_leaves, dy_leaves) if d is not None
     ]
     torch.autograd.backward([o for o, _ in pairs], [d for _, d in pairs])
-
-    diffs: dict[str, tuple[float, float]] = {}
-    for i, (ours, theirs) in enumerate(zip(_leaves(y), out_leaves)):
-        diffs[f"output[{i}]"] = _diff(ours, theirs.detach().numpy())
     for i, (ours, leaf) in enumerate(zip(_leaves(dx), leaves)):
-        if ours is not None and leaf.grad is not None:
-            diffs[f"input_grad[{i}]"] = _diff(ours, leaf.grad.numpy())
+        if ours is not None and leaf.is_floating_point():  # no gradient in torch: zero
+            theirs = np.zeros_like(ours) if leaf.grad is None else leaf.grad.numpy()
+            diffs[f"input_grad[{i}]"] = _diff(f"input_grad[{i}]", ours, theirs)
     torch_params = dict(module.named_parameters())
     for key, grad in grads.items():
         torch_key = names.state_key(model, key)
         theirs = torch_params[torch_key].grad
         reference = np.zeros_like(grad) if theirs is None else theirs.numpy()
-        diffs[torch_key] = _diff(grad, reference)
+        diffs[torch_key] = _diff(torch_key, grad, reference)
     loss_pair = None
     if loss is not None and value is not None:
         torch_value = float(
@@ -475,7 +494,12 @@ def verify(
     return VerifyReport(diffs, loss_pair)
 
 
-def _diff(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+def _diff(key: str, ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+    if ours.shape != theirs.shape:  # never broadcast one onto the other
+        raise ExportError(
+            f"{key}: specchain has shape {list(ours.shape)}, the exported module "
+            f"{list(theirs.shape)}"
+        )
     if ours.size == 0:
         return 0.0, 0.0
     delta = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))
@@ -507,14 +531,24 @@ def load_torch_state(model: SpecChain, state: Any, class_name: str = "Model") ->
             f"expected a torch module or a state_dict mapping, got {type(state).__name__}"
         )
     names = assign_names(model, class_name)
-    ours = {names.state_key(model, key): key for key in model.state_dict()}
+    current = model.named_parameters()
+    ours = {names.state_key(model, key): key for key in current}
     missing = [k for k in ours if k not in state]
     unexpected = [k for k in state if k not in ours]
+    problems: list[str] = []
     if missing or unexpected:
-        raise StateDictError(
-            f"load_torch_state: missing keys: {missing}; unexpected keys: {unexpected}"
-        )
-    arrays = {ours[k]: _as_numpy(v) for k, v in state.items()}
+        problems.append(f"missing keys: {missing}; unexpected keys: {unexpected}")
+    arrays: dict[str, np.ndarray] = {}
+    for key, our_key in ours.items():  # named by the torch keys, which the caller knows
+        if key in state:
+            value, expected = _as_numpy(state[key]), current[our_key]
+            if value.shape != expected.shape:
+                problems.append(f"{key}: shape {list(value.shape)} != {list(expected.shape)}")
+            elif value.dtype != expected.dtype:
+                problems.append(f"{key}: dtype {value.dtype} != the model's {expected.dtype}")
+            arrays[our_key] = value
+    if problems:
+        raise StateDictError("load_torch_state: " + "\n  ".join(problems))
     model.load_state_dict(arrays, strict=True)
 
 

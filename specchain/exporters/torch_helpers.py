@@ -85,7 +85,8 @@ class ScaledDropout(nn.Module):
 
 
 class MaskedDropout(nn.Module):
-    """Dropout with a given 0/1 keep mask: ``(x, keep)`` -> ``x * keep / (1 - p)`` in training."""
+    """Dropout with a given 0/1 keep mask: ``(x, keep)`` -> ``x * keep / (1 - p)`` in training.
+    The mask is data, not a variable: no gradient flows into it (as in the spec)."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -96,11 +97,11 @@ class MaskedDropout(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         scale = 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)
-        return x * (keep.to(x.dtype) * scale)
+        return x * (keep.detach().to(x.dtype) * scale)
 
 
 class OneHot(nn.Module):
-    """Integer indices -> one-hot vectors in the module's float dtype."""
+    """Integer indices (any integer dtype) -> one-hot vectors in the module's float dtype."""
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -108,7 +109,7 @@ class OneHot(nn.Module):
         self.register_buffer("dtype_probe", torch.zeros(()), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(x, self.num_classes).to(self.get_buffer("dtype_probe").dtype)
+        return F.one_hot(x.long(), self.num_classes).to(self.get_buffer("dtype_probe").dtype)
 
 
 class AttentionLSTM(nn.Module):
