@@ -21,6 +21,8 @@ CONFIGS = [("1 layer", 1, False), ("2 layers, bidirectional", 2, True)]
 
 
 def median_time(run: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``run`` after a warm-up. On a shared 2-core machine, the spinning
+    thread pools of numpy's OpenBLAS and torch's OpenMP disturb each other: expect noise."""
     run()  # warm up
     times = []
     for _ in range(repeats):

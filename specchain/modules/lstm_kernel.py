@@ -126,12 +126,9 @@ def layer_backward(
     hidden, proj = four_h // 4, hs.shape[2]
     two_h, three_h = 2 * hidden, 3 * hidden
     dtype = gates.dtype
-    # d(activation)/d(pre-activation) for all steps at once: a (1 - a) for sigmoids, 1 - g^2 for g
-    slope = gates * (1.0 - gates)
-    g_all = gates[:, :, two_h:three_h]
-    np.subtract(1.0, g_all * g_all, out=slope[:, :, two_h:three_h])
-    tanh_slope = 1.0 - tanh_c * tanh_c
     dgates = np.empty_like(gates)
+    slope = np.empty((batch, four_h), dtype=dtype)  # per step, kept in cache
+    tanh_slope = np.empty((batch, hidden), dtype=dtype)
     dh = np.array(dh_n, dtype=dtype, copy=True)
     dc = np.array(dc_n, dtype=dtype, copy=True)
     dh_out = np.empty((steps, batch, proj), dtype=dtype) if w.w_hr is not None else None
@@ -147,13 +144,20 @@ def layer_backward(
             np.add(dy[t], dh, out=dh_out[t])
             np.matmul(dh_out[t], w.w_hr, out=dh_full)
         np.multiply(dh_full, tanh_c[t], out=dz[:, three_h:])  # dL/do
-        np.multiply(dh_full, o, out=tmp)  # dc += dh * o * (1 - tanh(c)^2)
-        tmp *= tanh_slope[t]
+        np.multiply(tanh_c[t], tanh_c[t], out=tanh_slope)  # dc += dh * o * (1 - tanh(c)^2)
+        np.subtract(1.0, tanh_slope, out=tanh_slope)
+        np.multiply(dh_full, o, out=tmp)
+        tmp *= tanh_slope
         dc += tmp
         np.multiply(dc, g, out=dz[:, :hidden])  # dL/di
         np.multiply(dc, cs[t], out=dz[:, hidden:two_h])  # dL/df
         np.multiply(dc, i, out=dz[:, two_h:three_h])  # dL/dg
-        dz *= slope[t]  # to pre-activations
+        # d(activation)/d(pre-activation): a (1 - a) for the sigmoids, 1 - g^2 for g
+        np.subtract(1.0, a, out=slope)
+        slope *= a
+        np.multiply(g, g, out=slope[:, two_h:three_h])
+        np.subtract(1.0, slope[:, two_h:three_h], out=slope[:, two_h:three_h])
+        dz *= slope  # to pre-activations
         dc *= f
         np.matmul(dz, w.w_hh, out=dh)
     flat = dgates.reshape(steps * batch, four_h)
