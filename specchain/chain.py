@@ -31,12 +31,21 @@ Part = Union[NNModuleSpec, "SpecChain"]
 
 
 class SpecChain:
-    """A typed DAG of specs over a ``networkx.MultiDiGraph`` (schema in ``specchain.graph``).
+    """A typed DAG of specs over a ``networkx.MultiDiGraph`` (``self.graph``).
+
+    Graph schema:
+
+    - nodes: keyed by unique, deterministic names (``lstm``, ``lstm_1`` or the ``name=`` given),
+      plus the pseudo-nodes ``"<input>"`` and ``"<output>"``. Attributes: ``spec`` (the
+      ``NNModuleSpec``; absent on pseudo-nodes), ``in_type`` and ``out_type`` (``Type``).
+    - edges: ``port`` (None: the edge is the destination's whole input; ``k``: item ``k`` of its
+      input tuple), ``index`` (a path into the source's tuple output, ``()`` for all of it) and
+      ``type`` (the ``Type`` carried).
 
     Build it with ``spec >> spec``, ``branch(...)``, ``parallel(...)`` or ``serial(...)``; all
     shapes are inferred and checked at build time. ``in_type`` / ``out_type`` give the types of the
-    whole graph; node names are unique and deterministic (``lstm``, ``lstm_1`` or the ``name=``
-    given) and prefix the parameter names (``lstm.weight_ih_l0``).
+    whole graph; node names prefix the parameter names (``lstm.weight_ih_l0``). ``order`` is
+    ``nx.lexicographical_topological_sort``: runs are deterministic.
     """
 
     def __init__(self, graph: nx.MultiDiGraph, in_type: Type) -> None:

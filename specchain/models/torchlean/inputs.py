@@ -1,0 +1,98 @@
+"""The checks of the functions' inputs and states, and the ``State`` pair."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from specchain.models.torchlean.parts import shape_of
+from specchain.types import ShapeError, SpecError
+
+State = tuple[np.ndarray, np.ndarray]
+"""An LSTM state ``(h, c)``, each ``[B, H]`` (or ``[H]`` for a single example)."""
+
+
+def check_sequence(x: Any, features: int, dtype: np.dtype[Any], what: str) -> np.ndarray:
+    """A float ``[T, B, F]`` or ``[T, F]`` array of the model's dtype."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a numpy array, got {type(x).__name__}")
+    if x.dtype.kind != "f" or x.ndim not in (2, 3) or x.shape[-1] != features:
+        raise ShapeError(
+            f"{what} must be a float [T, B, {features}] or [T, {features}], "
+            f"got {x.dtype}{shape_of(x)}"
+        )
+    if x.dtype != dtype:
+        raise TypeError(
+            f"{what} dtype {x.dtype} != the model's {dtype}; cast with .astype(np.{dtype})"
+        )
+    return x
+
+
+def check_vocab_input(
+    x: Any, vocab: int, dtype: np.dtype[Any], what: str
+) -> tuple[np.ndarray, bool]:
+    """Integer tokens ``[T, B]`` / ``[T]`` (True) or float vectors ``[T, B, V]`` (False)."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "iu":
+        if x.ndim not in (1, 2):
+            raise ShapeError(f"{what} tokens must be int [T, B] or [T], got {shape_of(x)}")
+        return x, True
+    return check_sequence(x, vocab, dtype, what), False
+
+
+def batch_of(x: np.ndarray, tokens: bool = False) -> tuple[int, ...]:
+    return tuple(int(n) for n in (x.shape[1:] if tokens else x.shape[1:-1]))
+
+
+def check_state(
+    state: Any, batch: tuple[int, ...], hidden: int, dtype: np.dtype[Any], what: str
+) -> State:
+    """``state`` checked against ``[B, H]`` (or ``[H]``); zeros for None."""
+    expected = (*batch, hidden)
+    if state is None:
+        return np.zeros(expected, dtype), np.zeros(expected, dtype)
+    if not isinstance(state, (tuple, list)) or len(state) != 2:
+        raise TypeError(f"{what} must be a pair (h, c), got {type(state).__name__}")
+    for name, value in zip(("h", "c"), state):
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{what} {name} must be a numpy array, got {type(value).__name__}")
+        if value.shape != expected:
+            layout = "[B, H]" if batch else "[H] for a single example"
+            raise ShapeError(
+                f"{what} {name} has shape {shape_of(value)}, expected {list(expected)} ({layout})"
+            )
+        if value.dtype != dtype:
+            raise TypeError(f"{what} {name} dtype {value.dtype} != the model's {dtype}")
+    return state[0], state[1]
+
+
+def stacked_states(
+    states: Sequence[Any] | None,
+    count: int,
+    batch: tuple[int, ...],
+    hidden: int,
+    dtype: np.dtype[Any],
+    model: str,
+) -> State:
+    """Per-layer states stacked like ``nn.LSTM``'s ``(h0 [L, B, H], c0 [L, B, H])``."""
+    if states is None:
+        states = [None] * count
+    elif len(states) != count:
+        raise SpecError(
+            f"{model} has {count} LSTM layers but {len(states)} initial states were given; "
+            "pass one (h, c) per layer"
+        )
+    pairs = [
+        check_state(s, batch, hidden, dtype, f"initial_states[{k}]") for k, s in enumerate(states)
+    ]
+    return np.stack([h for h, _ in pairs]), np.stack([c for _, c in pairs])
+
+
+def one_state(state: Any, batch: tuple[int, ...], hidden: int, dtype: np.dtype[Any]) -> State:
+    h, c = check_state(state, batch, hidden, dtype, "initial_state")
+    return h[None], c[None]
+
+
+def unstack(h: np.ndarray, c: np.ndarray) -> list[State]:
+    return [(h[k], c[k]) for k in range(h.shape[0])]
