@@ -3,7 +3,6 @@ trained on the embedded Reber grammar; an ``index.md`` linking it all."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ def _export(model: SpecChain, name: str, out: Path) -> str:
 
     target = out / "exports" / name
     pytorch.export(model, target, class_name=_class_name(name))
-    if importlib.util.find_spec("torch") is None:
+    if not _has_torch():
         return f"[{name}/model.py](exports/{name}/model.py) (install torch to verify)"
     report = pytorch.verify(model, class_name=_class_name(name))
     status = "equivalent" if report.ok(rtol=1e-4, atol=1e-5) else "MISMATCH"
@@ -47,6 +46,14 @@ def _export(model: SpecChain, name: str, out: Path) -> str:
     return (
         f"[{name}/model.py](exports/{name}/model.py): {status}, max abs diff {report.max_abs:.1e}"
     )
+
+
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _render(model: SpecChain, name: str, out: Path) -> str:

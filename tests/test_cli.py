@@ -124,3 +124,35 @@ def test_help_of_every_command() -> None:
         )
         assert result.returncode == 0, result.stderr
         assert "usage: specchain" in result.stdout
+
+
+BLOCK_TORCH = """
+import sys
+
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked for this test")
+        return None
+
+
+sys.meta_path.insert(0, NoTorch())
+from specchain.cli import main
+
+sys.exit(main(["demo", "--out", sys.argv[1], "--seconds", "0.3"]))
+"""
+
+
+def test_demo_works_without_torch(tmp_path: Path) -> None:
+    """The README's main command must run where torch is not installed (it is optional)."""
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ZOO:
+        assert (tmp_path / "exports" / name / "model.py").is_file()
+    assert "install torch to verify" in (tmp_path / "index.md").read_text()
