@@ -109,7 +109,8 @@ class NNModuleSpec:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.kind = cls.__name__
-        SPEC_KINDS[cls.__name__] = cls
+        if cls.forward is not NNModuleSpec.forward:  # shared bases are not loadable kinds
+            SPEC_KINDS[cls.__name__] = cls
 
     def __attrs_post_init__(self) -> None:
         self.params = _params.initialise(self.declare_params(), self.rng)

@@ -24,6 +24,26 @@ def _check_indices(x: np.ndarray, count: int, kind: str) -> None:
         )
 
 
+class IndexLookup(NNModuleSpec):
+    """Shape contract of layers that read integer indices ``[...]`` and add a feature axis of
+    size ``width``: ``int[T, B]`` -> ``[T, B, width]``."""
+
+    @property
+    def width(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def in_type(self) -> Type:
+        return TensorType(("T", "B"), "int")
+
+    def infer(self, in_type: Type, dims: DimEnv) -> Type:
+        if isinstance(in_type, AnyType):
+            in_type = self.in_type
+        if not isinstance(in_type, TensorType) or in_type.dtype != "int":
+            raise ShapeError(f"{self.kind} takes integer indices, got {in_type}")
+        return TensorType((*in_type.dims, self.width))
+
+
 def _padding_index(inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
@@ -35,7 +55,7 @@ def _padding_index(inst: Any, attribute: attrs.Attribute[Any], value: object) ->
 
 
 @attrs.define(eq=False)
-class Embedding(NNModuleSpec):
+class Embedding(IndexLookup):
     """A lookup table ``weight [N, E]`` initialised N(0, 1).
 
     Args:
@@ -63,15 +83,8 @@ class Embedding(NNModuleSpec):
         return f"{self.num_embeddings} x {self.embedding_dim}{pad}"
 
     @property
-    def in_type(self) -> Type:
-        return TensorType(("T", "B"), "int")
-
-    def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            in_type = self.in_type
-        if not isinstance(in_type, TensorType) or in_type.dtype != "int":
-            raise ShapeError(f"Embedding takes integer indices, got {in_type}")
-        return TensorType((*in_type.dims, self.embedding_dim))
+    def width(self) -> int:
+        return self.embedding_dim
 
     def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
         _check_indices(x, self.num_embeddings, "Embedding")
@@ -86,7 +99,7 @@ class Embedding(NNModuleSpec):
 
 
 @attrs.define(eq=False)
-class OneHot(NNModuleSpec):
+class OneHot(IndexLookup):
     """Integer indices ``[...]`` -> one-hot float vectors ``[..., N]`` (no parameters).
 
     With ``Linear(N, E, bias=False)`` after it, this is TorchLean's linear-on-one-hot embedding.
@@ -99,15 +112,8 @@ class OneHot(NNModuleSpec):
         return f"{self.num_classes} classes"
 
     @property
-    def in_type(self) -> Type:
-        return TensorType(("T", "B"), "int")
-
-    def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            in_type = self.in_type
-        if not isinstance(in_type, TensorType) or in_type.dtype != "int":
-            raise ShapeError(f"OneHot takes integer indices, got {in_type}")
-        return TensorType((*in_type.dims, self.num_classes))
+    def width(self) -> int:
+        return self.num_classes
 
     def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, None]:
         _check_indices(x, self.num_classes, "OneHot")
