@@ -16,6 +16,7 @@ import torch
 import specchain as sc
 from specchain.modules import LSTM
 
+WARM_UP = 0.5  # seconds of untimed runs before each measurement
 SHAPES = [(20, 4, 16, 32), (50, 32, 128, 256), (100, 64, 256, 512)]
 CONFIGS = [("1 layer", 1, False), ("2 layers, bidirectional", 2, True)]
 
@@ -23,7 +24,11 @@ CONFIGS = [("1 layer", 1, False), ("2 layers, bidirectional", 2, True)]
 def median_time(run: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``run`` after a warm-up. On a shared 2-core machine, the spinning
     thread pools of numpy's OpenBLAS and torch's OpenMP disturb each other: expect noise."""
-    run()  # warm up
+    warm_until = time.perf_counter() + WARM_UP
+    while True:  # warm up: thread pools started, pages faulted in, clocks up
+        run()
+        if time.perf_counter() > warm_until:
+            break
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
