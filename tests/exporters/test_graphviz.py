@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import specchain as sc
 from specchain.exporters import graphviz as gv
 from specchain.graph import INPUT, OUTPUT
+from specchain.models import ZOO
 from specchain.modules import (
     LSTM,
     Concat,
@@ -82,6 +83,7 @@ MODELS: dict[str, Callable[[], sc.SpecChain]] = {
     "bilstm": bilstm,
     "stacked": stacked,
     "language_model": language_model,
+    **{f"zoo_{name}": entry.build for name, entry in ZOO.items()},
 }
 
 
