@@ -2,10 +2,10 @@
 
 The exporter should cost nothing at run time: its generated module is ``nn.LSTM`` / ``nn.Linear``
 / ... called line by line, like code written by hand. Each zoo model is exported with
-``build_torch_module``; its twin below is written by hand with the same ``state_dict`` (loaded
-with ``strict=True``, and checked to give the same outputs). Runs alternate between the two so
-that load on a shared machine hits both alike; the table shows medians, exported / twin of the
-medians and of the best runs.
+``build_torch_module``; its twin is the hand-written one of ``tests/models/twins.py``, with the
+same ``state_dict`` (loaded with ``strict=True``, and checked to give the same outputs). Runs
+alternate between the two so that load on a shared machine hits both alike; the table shows
+medians, exported / twin of the medians and of the best runs.
 
     python benchmarks/export.py                       # T=50, B=32, H=256, float32
     python benchmarks/export.py --threads 1           # stable numbers on a busy shared machine
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,46 +29,11 @@ import specchain as sc
 from specchain.exporters.pytorch import build_torch_module
 from specchain.models import zoo
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
+from tests.models.twins import BiLSTMTwin, LanguageModelTwin, Seq2SeqTwin
+
 TARGET = 1.05
 INPUT_SIZE, OUTPUT_SIZE, VOCAB = 64, 16, 1000
-
-
-# --- the hand-written twins --------------------------------------------------------------------
-
-
-class Seq2SeqTwin(nn.Module):
-    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(input_size, hidden_size)
-        self.head = nn.Linear(hidden_size, output_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        output, _ = self.lstm(x)
-        return self.head(output)
-
-
-class LanguageModelTwin(nn.Module):
-    def __init__(self, vocab: int, hidden_size: int, num_layers: int, dropout: float) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab, hidden_size)
-        self.lstm = nn.LSTM(hidden_size, hidden_size, num_layers=num_layers, dropout=dropout)
-        self.dropout = nn.Dropout(dropout)
-        self.projection = nn.Linear(hidden_size, vocab)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        output, _ = self.lstm(self.embedding(tokens))
-        return self.projection(self.dropout(output))
-
-
-class BiLSTMTwin(nn.Module):
-    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(input_size, hidden_size, bidirectional=True)
-        self.head = nn.Linear(2 * hidden_size, output_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        output, _ = self.lstm(x)
-        return self.head(output)
 
 
 def cases(hidden: int) -> list[tuple[str, sc.SpecChain, nn.Module]]:
