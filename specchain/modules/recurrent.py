@@ -91,7 +91,11 @@ def _split_input(x: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | No
     return x, None
 
 
-def _split_type(t: Type) -> tuple[TensorType, tuple[Type, Type] | None]:
+def _split_type(t: Type, sequence: TensorType) -> tuple[TensorType, tuple[Type, Type] | None]:
+    """``(x type, (h0 type, c0 type) or None)``; an ``x`` known only at call time (``ANY``)
+    reads as ``sequence``, the spec's own input type."""
+    if isinstance(t, AnyType):
+        return sequence, None
     if isinstance(t, TupleType):
         state = t.items[1] if len(t.items) == 2 else None
         if isinstance(state, AnyType):
@@ -102,6 +106,8 @@ def _split_type(t: Type) -> tuple[TensorType, tuple[Type, Type] | None]:
         state_types: tuple[Type, Type] | None = (state.items[0], state.items[1])
     else:
         x_type, state_types = t, None
+    if isinstance(x_type, AnyType):
+        x_type = sequence
     if not isinstance(x_type, TensorType) or x_type.dtype != "float":
         raise ShapeError(f"takes a float sequence, got {x_type}")
     return x_type, state_types
@@ -200,9 +206,7 @@ class LSTM(NNModuleSpec):
         return TensorType((*lead, self.input_size))
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            in_type = self.in_type
-        x_type, state = _split_type(in_type)
+        x_type, state = _split_type(in_type, self._sequence_type())
         if x_type.variadic:
             x_type = dims.fix_rank(x_type, self._sequence_type().dims, "input")
         if x_type.rank not in (2, 3):
@@ -432,9 +436,7 @@ class LSTMCell(NNModuleSpec):
         return TensorType(("B", self.input_size))
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            in_type = self.in_type
-        x_type, state = _split_type(in_type)
+        x_type, state = _split_type(in_type, TensorType(("B", self.input_size)))
         if x_type.variadic:
             x_type = x_type.with_dims(("B", x_type.dims[-1]))
         if x_type.rank not in (1, 2):

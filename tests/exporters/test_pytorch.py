@@ -568,3 +568,20 @@ def test_load_torch_state_reports_every_problem_at_once() -> None:
 def test_load_torch_state_refuses_other_things() -> None:
     with pytest.raises(TypeError, match="expected a torch module or a state_dict mapping, got int"):
         load_torch_state(ZOO["seq2seq"].build(), 3)
+
+
+def test_lstm_taking_an_initial_state_exports_and_matches() -> None:
+    """``(x, (h0, c0))`` in, ``(output, (h_n, c_n))`` out: the export calls nn.LSTM(x, state)."""
+    model = sc.parallel(
+        Identity(name="x"), sc.parallel(Identity(name="h0"), Identity(name="c0"))
+    ) >> LSTM(4, 5, num_layers=2, bidirectional=True, return_state=True)
+    model.to(np.float64)
+    rng = np.random.default_rng(3)
+    inputs = (
+        rng.standard_normal((6, 2, 4)),
+        (rng.standard_normal((4, 2, 5)), rng.standard_normal((4, 2, 5))),
+    )
+    report = pytorch.verify(model, inputs)
+    assert report.ok(rtol=1e-7, atol=1e-9), str(report)
+    assert {"input_grad[1]", "input_grad[2]"} <= set(report.diffs)  # dh0 and dc0 compared
+    assert "self.lstm(x_1, pack)" in pytorch.to_source(model)
