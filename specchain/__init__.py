@@ -1,6 +1,6 @@
 """specchain: recurrent neural networks as typed graphs of module specs."""
 
-from specchain import data, losses, optim, train
+from specchain import data, losses, models, optim, train
 from specchain.chain import LintError, SpecChain, branch, parallel, serial
 from specchain.engine import Tape
 from specchain.gradcheck import GradcheckReport, gradcheck
@@ -33,6 +33,7 @@ __all__ = [
     "gradcheck",
     "load",
     "losses",
+    "models",
     "optim",
     "parallel",
     "seed",
