@@ -11,11 +11,17 @@ from specchain.params import ParamDecl, normal
 from specchain.spec import Context, NNModuleSpec, Params, positive_int
 from specchain.types import AnyType, DimEnv, ShapeError, SpecError, TensorType, Type
 
+INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+
 
 def _check_indices(x: np.ndarray, count: int, kind: str) -> None:
-    """Refuse non-integer or out-of-range indices, naming the first bad value and its position."""
-    if x.dtype.kind not in "iu":
-        raise TypeError(f"{kind} takes integer indices, got dtype {x.dtype}")
+    """Refuse non-integer or out-of-range indices, naming the first bad value and its position.
+    Like ``torch.nn.Embedding``, only int32 and int64 indices are taken (the export must agree)."""
+    if x.dtype not in INDEX_DTYPES:
+        raise TypeError(
+            f"{kind} takes int32 or int64 indices (as torch does), got dtype {x.dtype}; "
+            "cast them with .astype(np.int64)"
+        )
     bad = (x < 0) | (x >= count)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])

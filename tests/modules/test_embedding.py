@@ -184,3 +184,11 @@ def test_bad_inputs(case: ErrorInput) -> None:
 def test_out_of_range_error_names_the_node() -> None:
     with pytest.raises(sc.SpecError, match=r"^in forward of node 'embedding' \(Embedding"):
         Embedding(10, 3)(np.array([[10]]))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
+def test_index_dtypes_torch_refuses_are_refused_too(dtype: type) -> None:
+    """``nn.Embedding`` takes only int32/int64 indices; so do we, or the export would disagree."""
+    model = Embedding(5, 2).as_chain()
+    with pytest.raises(TypeError, match=r"takes int32 or int64 indices \(as torch does\)"):
+        model(np.zeros((3, 2), dtype=dtype))
