@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import specchain as sc
+from specchain.models import zoo
 from specchain.modules import LSTM, LastStep, Linear
 from specchain.optim import SGD, Adam, Optimizer, clip_grad_norm
 from specchain.state import StateDictError
@@ -33,23 +34,24 @@ def _one_torch_thread() -> Iterator[None]:
 
 
 def small_model() -> sc.SpecChain:
-    return (LSTM(3, 5) >> LastStep() >> Linear(5, 2)).to(np.float64)
+    """The zoo classifier (``lstm`` -> ``last_step`` -> ``head``), small, in float64."""
+    return zoo.classifier(3, 5, 2).to(np.float64)
 
 
 class TorchTwin(torch.nn.Module):
-    """``LSTM(3, 5) >> LastStep() >> Linear(5, 2)`` written by hand in torch."""
+    """``zoo.classifier(3, 5, 2)`` written by hand in torch."""
 
     def __init__(self, model: sc.SpecChain) -> None:
         super().__init__()
         self.lstm = torch.nn.LSTM(3, 5, dtype=torch.float64)
-        self.linear = torch.nn.Linear(5, 2, dtype=torch.float64)
+        self.head = torch.nn.Linear(5, 2, dtype=torch.float64)
         params = model.named_parameters()
         load_torch(self.lstm, params, "lstm.")
-        load_torch(self.linear, params, "linear.")
+        load_torch(self.head, params, "head.")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(x)
-        return self.linear(out[-1])
+        return self.head(out[-1])
 
 
 def batches(loss_name: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -186,9 +188,9 @@ def test_state_dict_is_a_copy() -> None:
     x, y = batches("cross_entropy")[0]
     opt.step(model.value_and_grad(x, y, loss=sc.losses.cross_entropy)[1])
     sd = opt.state_dict()
-    buf = sd["state"]["linear.weight"]["momentum_buffer"]
+    buf = sd["state"]["head.weight"]["momentum_buffer"]
     buf += 1.0
-    assert not np.array_equal(opt.state["linear.weight"]["momentum_buffer"], buf)
+    assert not np.array_equal(opt.state["head.weight"]["momentum_buffer"], buf)
     assert sd["param_groups"][0]["params"] == list(model.named_parameters())
 
 
@@ -202,8 +204,8 @@ def test_load_state_dict_rejects_mismatches() -> None:
     with pytest.raises(StateDictError, match="are not this optimizer's"):
         other.load_state_dict(sd)
     bad = opt.state_dict()
-    bad["state"]["linear.weight"]["momentum_buffer"] = np.zeros((3, 3))
-    with pytest.raises(StateDictError, match=r"linear.weight.momentum_buffer: shape \[3, 3\]"):
+    bad["state"]["head.weight"]["momentum_buffer"] = np.zeros((3, 3))
+    with pytest.raises(StateDictError, match=r"head.weight.momentum_buffer: shape \[3, 3\]"):
         opt.load_state_dict(bad)
     bad = opt.state_dict()
     bad["param_groups"][0]["lr"] = -1.0
@@ -219,13 +221,13 @@ def test_step_checks_gradients() -> None:
     opt = SGD(model, lr=0.1)
     with pytest.raises(sc.SpecError, match=r"gradients for unknown parameters \['lstm.nope'\]"):
         opt.step({"lstm.nope": np.zeros(3)})
-    with pytest.raises(sc.ShapeError, match=r"gradient of 'linear.bias' has shape \[3\]"):
-        opt.step({"linear.bias": np.zeros(3)})
+    with pytest.raises(sc.ShapeError, match=r"gradient of 'head.bias' has shape \[3\]"):
+        opt.step({"head.bias": np.zeros(3)})
     before = model.state_dict()
-    opt.step({"linear.bias": np.ones(2)})  # a parameter without a gradient is left alone
+    opt.step({"head.bias": np.ones(2)})  # a parameter without a gradient is left alone
     after = model.named_parameters()
-    np.testing.assert_allclose(after["linear.bias"], before["linear.bias"] - 0.1, rtol=1e-15)
-    np.testing.assert_array_equal(after["linear.weight"], before["linear.weight"])
+    np.testing.assert_allclose(after["head.bias"], before["head.bias"] - 0.1, rtol=1e-15)
+    np.testing.assert_array_equal(after["head.weight"], before["head.weight"])
 
 
 def test_assigned_hyperparameters_are_checked_at_step() -> None:
