@@ -2,7 +2,8 @@
 
 ``Dropout(p)``: in training ``y = x * keep / (1 - p)`` with ``keep ~ Bernoulli(1 - p)`` drawn from
 the context's generator (``p = 1`` gives zeros, as in PyTorch); in inference ``y = x``. Given the
-tuple ``(x, keep)`` it uses that 0/1 mask instead of drawing one (TorchLean's masked dropout).
+tuple ``(x, keep)`` it uses that 0/1 mask instead of drawing one (TorchLean's masked dropout); the
+mask has the shape of ``x`` and may be bool, integer or float, but must hold only 0 and 1.
 
 ``ScaledDropout(p)``: TorchLean's deterministic ``y = (1 - p) * x``, in both modes.
 """
@@ -15,7 +16,16 @@ import attrs
 import numpy as np
 
 from specchain.spec import Context, NNModuleSpec, Params, probability
-from specchain.types import ELLIPSIS, AnyType, DimEnv, ShapeError, TensorType, TupleType, Type
+from specchain.types import (
+    ELLIPSIS,
+    AnyType,
+    DimEnv,
+    ShapeError,
+    SpecError,
+    TensorType,
+    TupleType,
+    Type,
+)
 
 
 def dropout_mask(
@@ -36,6 +46,17 @@ def _float_tensor(spec: NNModuleSpec, t: Type) -> Type:
     return t
 
 
+def _check_keep_mask(keep: np.ndarray) -> None:
+    """Refuse a mask with a value other than 0 and 1, naming the first one and where it is."""
+    bad = (keep != 0) & (keep != 1)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise SpecError(
+            f"Dropout mask must hold only 0 and 1 (1 keeps), got {keep[where].item()!r} at "
+            f"position {list(where)}; pass a bool array such as rng.random(x.shape) >= p"
+        )
+
+
 @attrs.define(eq=False)
 class Dropout(NNModuleSpec):
     """Inverted dropout with probability ``p``; shapes ``[...]`` -> ``[...]``."""
@@ -53,8 +74,11 @@ class Dropout(NNModuleSpec):
         if isinstance(in_type, TupleType):
             if len(in_type.items) != 2:
                 raise ShapeError(f"Dropout takes x or (x, mask), got {in_type}")
-            x_type = _float_tensor(self, in_type.items[0])
-            dims.unify(in_type.items[1], x_type, "mask")
+            x_type, mask_type = _float_tensor(self, in_type.items[0]), in_type.items[1]
+            if isinstance(mask_type, TupleType):
+                raise ShapeError(f"Dropout mask must be one array, got {mask_type}")
+            if isinstance(x_type, TensorType) and isinstance(mask_type, TensorType):
+                dims.unify_dims(mask_type.dims, x_type.dims, "mask")
             return x_type
         return _float_tensor(self, in_type)
 
@@ -69,6 +93,7 @@ class Dropout(NNModuleSpec):
                 raise ShapeError(
                     f"mask shape {list(keep.shape)} != input shape {list(value.shape)}"
                 )
+            _check_keep_mask(keep)
             scale = 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)
             mask = keep.astype(value.dtype) * value.dtype.type(scale)
         else:

@@ -325,6 +325,18 @@ def test_masked_dropout_in_training_uses_the_mask(tmp_path: Path) -> None:
     assert not np.allclose(masked, unmasked)
 
 
+def test_masked_dropout_takes_an_integer_mask_like_the_spec(tmp_path: Path) -> None:
+    build, inputs = GRAPHS["masked_dropout"]
+    model = build().to(np.float64)
+    x, keep = inputs(model, np.random.default_rng(0), None)
+    int_keep = keep.astype(np.int64)
+    expected = model.forward((x, int_keep), train=True)[0]
+    module = import_path(export(model, tmp_path, example=(x, keep))).load().train()
+    with torch.no_grad():
+        got = module(torch.from_numpy(x), torch.from_numpy(int_keep)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+
+
 def test_shared_spec_is_one_module_used_twice(tmp_path: Path) -> None:
     model = _shared().to(np.float64)
     assert model.nodes == ["linear", "tanh", "linear_1"]

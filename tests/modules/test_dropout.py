@@ -48,7 +48,7 @@ def test_train_matches_torch_with_torchs_mask(
     assert dkeep is None and grads == {}
 
 
-@pytest.mark.parametrize("keep_dtype", [bool, np.float32, np.float64])
+@pytest.mark.parametrize("keep_dtype", [bool, np.int32, np.int64, np.float32, np.float64])
 def test_explicit_mask_is_a_0_1_keep_mask(keep_dtype: type, rng: np.random.Generator) -> None:
     x = rng.standard_normal((3, 4))
     keep = (rng.random((3, 4)) > 0.5).astype(keep_dtype)
@@ -207,10 +207,37 @@ BAD_INPUTS = [
         re.escape("ScaledDropout takes a float tensor (or (x, mask)), got int[3, 8]"),
     ),
     ErrorInput(
-        "int_mask",
-        lambda: Dropout(0.5).as_chain().forward((np.zeros((3, 4)), np.ones((3, 4), np.int64))),
+        "mask_not_zero_one",
+        lambda: (
+            Dropout(0.5)
+            .as_chain()
+            .forward(
+                (np.zeros((3, 4)), np.array([[1, 0, 1, 1], [1, 1, 2, 0], [0, 0, 0, 0]])), train=True
+            )
+        ),
+        sc.SpecError,
+        re.escape(
+            "Dropout mask must hold only 0 and 1 (1 keeps), got 2 at position [1, 2]; "
+            "pass a bool array such as rng.random(x.shape) >= p"
+        ),
+    ),
+    ErrorInput(
+        "fractional_mask",
+        lambda: (
+            Dropout(0.5).as_chain().forward((np.zeros((2, 2)), np.full((2, 2), 0.5)), train=True)
+        ),
+        sc.SpecError,
+        re.escape("got 0.5 at position [0, 0]"),
+    ),
+    ErrorInput(
+        "tuple_mask",
+        lambda: (
+            Dropout(0.5)
+            .as_chain()
+            .forward((np.zeros((2, 2)), (np.ones((2, 2)), np.ones((2, 2)))), train=True)
+        ),
         sc.ShapeError,
-        re.escape("mask: dtype int != float"),
+        re.escape("Dropout mask must be one array, got ([2, 2], [2, 2])"),
     ),
 ]
 
