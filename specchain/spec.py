@@ -85,6 +85,13 @@ def node_name(inst: object, attribute: attrs.Attribute[Any], value: object) -> N
         raise TypeError(f"{_owner(inst, attribute)} must be a non-empty string, got {value!r}")
     if value in RESERVED_NAMES:
         raise SpecError(f"the node name {value!r} is reserved for the graph's own input/output")
+    surrogates = [i for i, char in enumerate(value) if "\ud800" <= char <= "\udfff"]
+    if surrogates:
+        raise SpecError(
+            f"the node name {value!r} has a lone surrogate {value[surrogates[0]]!r} at index "
+            f"{surrogates[0]}, which no UTF-8 file (saved model, export) can hold; decode the "
+            "text that made it with errors='replace', or choose another name"
+        )
 
 
 RESERVED_NAMES = frozenset({"<input>", "<output>"})

@@ -203,6 +203,19 @@ def test_reserved_names_are_refused(name: str) -> None:
         Linear(2, 2, name=name)
 
 
+@pytest.mark.parametrize(
+    ("name", "char", "index"), [("a\ud800b", "\\ud800", 1), ("\udfff", "\\udfff", 0)]
+)
+def test_lone_surrogates_in_names_are_refused(name: str, char: str, index: int) -> None:
+    msg = (
+        f"has a lone surrogate '{char}' at index {index}, which no UTF-8 file (saved model, "
+        "export) can hold; decode the text that made it with errors='replace', or choose "
+        "another name"
+    )
+    with pytest.raises(SpecError, match=re.escape(msg)):
+        Linear(2, 2, name=name)
+
+
 def test_a_spec_used_twice_gets_two_nodes_and_shares_parameters() -> None:
     lin = Linear(4, 4, name="lin")
     m = lin >> Tanh() >> lin
