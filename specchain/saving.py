@@ -20,7 +20,7 @@ import numpy as np
 from specchain.chain import SpecChain
 from specchain.graph import INPUT, OUTPUT
 from specchain.params import FLOAT_DTYPES
-from specchain.spec import SPEC_KINDS, NNModuleSpec
+from specchain.spec import SPEC_KINDS, NNModuleSpec, check_node_name
 from specchain.types import ANY, AnyType, SpecError, TensorType, TupleType, Type
 
 ARCHITECTURE_KEY = "__specchain__"
@@ -159,6 +159,10 @@ def _build(architecture: dict[str, Any]) -> SpecChain:
     for node in architecture["nodes"]:
         if not isinstance(node["name"], str) or node["name"] in graph:
             raise ModelFileError(f"node name {node['name']!r} is reserved, repeated or no string")
+        try:
+            check_node_name(node["name"])
+        except SpecError as err:
+            raise ModelFileError(str(err)) from None
         graph.add_node(node["name"], spec=_spec_from_json(node, specs))
     for u, v, port, index in architecture["edges"]:
         for end in (u, v):

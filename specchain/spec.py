@@ -83,12 +83,17 @@ def node_name(inst: object, attribute: attrs.Attribute[Any], value: object) -> N
         return
     if not isinstance(value, str) or not value:
         raise TypeError(f"{_owner(inst, attribute)} must be a non-empty string, got {value!r}")
-    if value in RESERVED_NAMES:
-        raise SpecError(f"the node name {value!r} is reserved for the graph's own input/output")
-    surrogates = [i for i, char in enumerate(value) if "\ud800" <= char <= "\udfff"]
+    check_node_name(value)
+
+
+def check_node_name(name: str) -> None:
+    """Refuse the graph's own ``<input>``/``<output>`` and names no UTF-8 file can hold."""
+    if name in RESERVED_NAMES:
+        raise SpecError(f"the node name {name!r} is reserved for the graph's own input/output")
+    surrogates = [i for i, char in enumerate(name) if "\ud800" <= char <= "\udfff"]
     if surrogates:
         raise SpecError(
-            f"the node name {value!r} has a lone surrogate {value[surrogates[0]]!r} at index "
+            f"the node name {name!r} has a lone surrogate {name[surrogates[0]]!r} at index "
             f"{surrogates[0]}, which no UTF-8 file (saved model, export) can hold; decode the "
             "text that made it with errors='replace', or choose another name"
         )

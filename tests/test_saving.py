@@ -241,6 +241,10 @@ def test_parameters_of_mixed_dtypes(tmp_path: Path) -> None:
             "node name '<input>' is reserved, repeated or no string",
         ),
         (
+            lambda a: {**a, "nodes": [{**a["nodes"][0], "name": "a\ud800"}, a["nodes"][1]]},
+            "the node name 'a\\ud800' has a lone surrogate '\\ud800' at index 1",
+        ),
+        (
             lambda a: {**a, "nodes": [{**a["nodes"][0], "config": {"in_features": -1}}]},
             "invalid architecture",
         ),
