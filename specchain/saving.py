@@ -20,7 +20,7 @@ import numpy as np
 from specchain.chain import SpecChain
 from specchain.graph import INPUT, OUTPUT
 from specchain.params import FLOAT_DTYPES
-from specchain.spec import SPEC_KINDS, NNModuleSpec, check_node_name
+from specchain.spec import NNModuleSpec, check_node_name, kind_key, known_kinds, lookup_kind
 from specchain.types import ANY, AnyType, SpecError, TensorType, TupleType, Type
 
 ARCHITECTURE_KEY = "__specchain__"
@@ -60,7 +60,11 @@ def save(chain: SpecChain, path: str | Path) -> None:
 def _spec_json(spec: NNModuleSpec, ids: dict[int, int]) -> dict[str, Any]:
     first = id(spec) not in ids
     ids.setdefault(id(spec), len(ids))
-    out: dict[str, Any] = {"spec_id": ids[id(spec)], "kind": spec.kind, "spec_name": spec.name}
+    out: dict[str, Any] = {
+        "spec_id": ids[id(spec)],
+        "kind": kind_key(type(spec)),
+        "spec_name": spec.name,
+    }
     if first:
         out["config"] = {k: _config_json(v, ids) for k, v in spec.config().items()}
     return out
@@ -179,9 +183,11 @@ def _spec_from_json(data: dict[str, Any], specs: dict[int, NNModuleSpec]) -> NNM
     if spec_id in specs:
         return specs[spec_id]
     kind = data["kind"]
-    cls = SPEC_KINDS.get(kind)
+    cls = lookup_kind(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ModelFileError(f"unknown spec kind {kind!r}; known kinds: {sorted(SPEC_KINDS)}")
+        module = kind.rpartition(".")[0] if isinstance(kind, str) else ""
+        hint = f"; import {module} first" if module else ""
+        raise ModelFileError(f"unknown spec kind {kind!r}{hint}; known kinds: {known_kinds()}")
     config = {k: _config_from_json(v, specs) for k, v in data["config"].items()}
     specs[spec_id] = spec = cls(**config, name=data["spec_name"], rng=0)
     return spec

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 Params = dict[str, np.ndarray]
 Value = Any  # an array or a (nested) tuple of arrays
-SPEC_KINDS: dict[str, type[NNModuleSpec]] = {}
+SPEC_KINDS: dict[str, type[NNModuleSpec]] = {}  # qualified name -> class; see ``register_kind``
 _NOT_CONFIG = ("name", "rng")
 
 
@@ -102,6 +102,71 @@ def check_node_name(name: str) -> None:
 RESERVED_NAMES = frozenset({"<input>", "<output>"})
 
 
+# --- the kind registry: keyed by qualified name ------------------------------------------------
+
+
+def kind_key(cls: type[NNModuleSpec]) -> str:
+    """``specchain.modules.linear.Linear``: the registry key a model file stores."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register_kind(cls: type[NNModuleSpec]) -> None:
+    """Add ``cls`` under its qualified name (``NNModuleSpec`` subclasses call this themselves).
+
+    A user class never replaces a built-in of the same short name: they have different keys. The
+    same key may be taken again only by a redefinition of that class (``attrs`` rebuilding it with
+    slots, a re-run notebook cell or a class made inside a function); any other clash is an error
+    naming both classes.
+    """
+    key = kind_key(cls)
+    old = SPEC_KINDS.get(key)
+    if old is not None and old is not cls and not _redefines(cls, old):
+        raise SpecError(
+            f"two spec classes share the kind {key!r}: {_where(old)} and {_where(cls)}; rename "
+            "one of them (model files name kinds by module and class name)"
+        )
+    SPEC_KINDS[key] = cls
+
+
+def _redefines(new: type, old: type) -> bool:
+    rebuilt_by_attrs = "__attrs_attrs__" not in old.__dict__ and "__attrs_attrs__" in new.__dict__
+    rerun = new.__module__ == "__main__" or "<locals>" in new.__qualname__
+    return rebuilt_by_attrs or rerun or _source_line(new) == _source_line(old)
+
+
+def _source_line(cls: type) -> tuple[str, int] | None:
+    import inspect
+
+    try:
+        return inspect.getsourcefile(cls) or "", inspect.getsourcelines(cls)[1]
+    except (OSError, TypeError):
+        return None
+
+
+def _where(cls: type) -> str:
+    line = _source_line(cls)
+    return f"{cls!r} ({line[0]}:{line[1]})" if line else repr(cls)
+
+
+def known_kinds() -> list[str]:
+    """Registered kinds for messages: built-ins by short name, others qualified."""
+    return sorted(
+        cls.__qualname__ if key.startswith("specchain.") else key for key, cls in SPEC_KINDS.items()
+    )
+
+
+def lookup_kind(key: str) -> type[NNModuleSpec] | None:
+    """The class for a model file's ``kind``: a qualified name, or (files written before kinds
+    were qualified) a built-in's short name such as ``"Linear"``."""
+    if key in SPEC_KINDS:
+        return SPEC_KINDS[key]
+    if "." not in key:
+        for qualified, cls in SPEC_KINDS.items():
+            if qualified.startswith("specchain.") and cls.__qualname__ == key:
+                return cls
+    return None
+
+
 def snake_case(name: str) -> str:
     """``LSTMCell`` -> ``lstm_cell``, ``TimeDistributed`` -> ``time_distributed``."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
@@ -116,13 +181,21 @@ class NNModuleSpec:
     rng: _params.RngLike = attrs.field(default=None, kw_only=True, repr=False)
     params: Params = attrs.field(init=False, factory=dict, repr=False)
 
-    kind: ClassVar[str] = "NNModuleSpec"
+    kind: ClassVar[str] = "NNModuleSpec"  # the class's short name, shown in summaries
+    family: ClassVar[str | None] = None  # diagram family, declared on the class
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, family: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.kind = cls.__name__
+        if family is not None:
+            if not isinstance(family, str) or not family.isidentifier():
+                raise SpecError(
+                    f"{cls.__qualname__}: family must be an identifier such as 'recurrent', "
+                    f"got {family!r}"
+                )
+            cls.family = family
         if cls.forward is not NNModuleSpec.forward:  # shared bases are not loadable kinds
-            SPEC_KINDS[cls.__name__] = cls
+            register_kind(cls)
 
     def __attrs_post_init__(self) -> None:
         self.params = _params.initialise(self.declare_params(), self.rng)

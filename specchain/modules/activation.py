@@ -15,7 +15,7 @@ from specchain.spec import Context, NNModuleSpec, Params
 from specchain.types import ELLIPSIS, AnyType, DimEnv, ShapeError, TensorType, Type
 
 
-class Elementwise(NNModuleSpec):
+class Elementwise(NNModuleSpec, family="activation"):
     """Shared shape contract: one float tensor in, the same type out."""
 
     @property
@@ -70,7 +70,7 @@ class ReLU(Elementwise):
 
 
 @attrs.define(eq=False)
-class Identity(NNModuleSpec):
+class Identity(NNModuleSpec, family="activation"):
     """y = x, for any value (arrays or tuples)."""
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:

@@ -43,7 +43,7 @@ def _softmax(scores: np.ndarray, axis: int) -> np.ndarray:
 
 
 @attrs.define(eq=False)
-class AttentionLSTM(NNModuleSpec):
+class AttentionLSTM(NNModuleSpec, family="attention"):
     """Encoder LSTM, linear attention over the encoder outputs, LSTMCell decoder, output Linear.
 
     Shapes: ``(source [S, B, I], decoder_inputs [T, B, I])`` -> ``[T, B, O]``.

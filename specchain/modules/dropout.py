@@ -58,7 +58,7 @@ def _check_keep_mask(keep: np.ndarray) -> None:
 
 
 @attrs.define(eq=False)
-class Dropout(NNModuleSpec):
+class Dropout(NNModuleSpec, family="dropout"):
     """Inverted dropout with probability ``p``; shapes ``[...]`` -> ``[...]``."""
 
     p: float = attrs.field(default=0.5, validator=probability)
@@ -107,7 +107,7 @@ class Dropout(NNModuleSpec):
 
 
 @attrs.define(eq=False)
-class ScaledDropout(NNModuleSpec):
+class ScaledDropout(NNModuleSpec, family="dropout"):
     """TorchLean's deterministic dropout: ``y = (1 - p) * x`` in training and inference."""
 
     p: float = attrs.field(default=0.5, validator=probability)

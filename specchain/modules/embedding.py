@@ -30,7 +30,7 @@ def _check_indices(x: np.ndarray, count: int, kind: str) -> None:
         )
 
 
-class IndexLookup(NNModuleSpec):
+class IndexLookup(NNModuleSpec, family="embedding"):
     """Shape contract of layers that read integer indices ``[...]`` and add a feature axis of
     size ``width``: ``int[T, B]`` -> ``[T, B, width]``."""
 

@@ -14,7 +14,7 @@ from specchain.types import ELLIPSIS, AnyType, DimEnv, ShapeError, TensorType, T
 
 
 @attrs.define(eq=False)
-class Linear(NNModuleSpec):
+class Linear(NNModuleSpec, family="linear"):
     """Affine map of the last axis.
 
     Args:

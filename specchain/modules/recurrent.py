@@ -127,7 +127,7 @@ def _check_state_type(t: Type, expected: tuple[Dim, ...], what: str, dims: DimEn
 
 
 @attrs.define(eq=False)
-class LSTM(NNModuleSpec):
+class LSTM(NNModuleSpec, family="recurrent"):
     """A multi-layer LSTM, option for option ``torch.nn.LSTM`` (plus ``return_state``).
 
     Args:
@@ -414,7 +414,7 @@ class LSTM(NNModuleSpec):
 
 
 @attrs.define(eq=False)
-class LSTMCell(NNModuleSpec):
+class LSTMCell(NNModuleSpec, family="recurrent"):
     """One LSTM step, like ``torch.nn.LSTMCell``: ``x [B, I]`` or ``(x, (h, c))`` ->
     ``(h' [B, H], c' [B, H])``; unbatched ``[I]`` works too. Params ``weight_ih [4H, I]``,
     ``weight_hh [4H, H]``, ``bias_ih [4H]``, ``bias_hh [4H]``.

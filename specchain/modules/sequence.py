@@ -72,7 +72,7 @@ def _int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
 
 
 @attrs.define(eq=False)
-class Reverse(NNModuleSpec):
+class Reverse(NNModuleSpec, family="sequence"):
     """Flip the time axis: y[t] = x[T - 1 - t]. Shapes: ``[T, ...]`` -> ``[T, ...]``."""
 
     axis: int = attrs.field(default=0, validator=non_negative_int)
@@ -94,7 +94,7 @@ class Reverse(NNModuleSpec):
 
 
 @attrs.define(eq=False)
-class LastStep(NNModuleSpec):
+class LastStep(NNModuleSpec, family="sequence"):
     """The last time step (many-to-one): ``[T, B, F]`` -> ``[B, F]``; needs T >= 1."""
 
     axis: int = attrs.field(default=0, validator=non_negative_int)
@@ -130,7 +130,7 @@ class LastStep(NNModuleSpec):
 
 
 @attrs.define(eq=False)
-class Concat(NNModuleSpec):
+class Concat(NNModuleSpec, family="sequence"):
     """Concatenate a tuple of tensors along ``axis`` (default: features, the last axis).
 
     Items of one known rank, or all ``[..., *dims]`` with as many stated dims and a negative
@@ -182,7 +182,7 @@ class Concat(NNModuleSpec):
 
 
 @attrs.define(eq=False)
-class Add(NNModuleSpec):
+class Add(NNModuleSpec, family="sequence"):
     """Sum a tuple of tensors of one type (a residual connection)."""
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
@@ -208,7 +208,7 @@ class Add(NNModuleSpec):
 
 
 @attrs.define(eq=False)
-class Select(NNModuleSpec):
+class Select(NNModuleSpec, family="sequence"):
     """Item ``index`` of a tuple, e.g. ``h_n`` of ``(h_n, c_n)``."""
 
     index: int = attrs.field(validator=non_negative_int)
@@ -230,7 +230,7 @@ class Select(NNModuleSpec):
 
 
 @attrs.define(eq=False)
-class Pack(NNModuleSpec):
+class Pack(NNModuleSpec, family="sequence"):
     """Group several values into one tuple (inserted by composition to nest tuples)."""
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
@@ -249,7 +249,7 @@ def _is_spec(inst: object, attribute: attrs.Attribute[Any], value: object) -> No
 
 
 @attrs.define(eq=False)
-class TimeDistributed(NNModuleSpec):
+class TimeDistributed(NNModuleSpec, family="sequence"):
     """Apply ``spec`` to every time step: ``[T, *in]`` -> ``[T, *out]``.
 
     The wrapped spec's parameters are shared (the same arrays), and its gradients are summed over
