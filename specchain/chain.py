@@ -1,37 +1,37 @@
-"""``SpecChain``: a typed DAG of module specs, composed with ``>>``, ``branch`` and ``parallel``.
+"""``SpecChain``: an immutable, typed DAG of module specs, composed with ``>>``, ``branch`` and
+``parallel`` (``specchain.compose``).
 
-Every composition re-checks every shape with symbolic dims (``T``, ``B``) through one ``DimEnv``,
-so a mismatch is reported when the graph is built, naming both nodes, both types and the dim.
+Every composition checks every shape with symbolic dims (``T``, ``B``) through one ``DimEnv``, so a
+mismatch is reported when the graph is built, naming both nodes, both types and the dim.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import networkx as nx
 import numpy as np
 
-from specchain import graph as g
+from specchain import compose
+from specchain.compose import Frontier, Part, branch, parallel, serial
 from specchain.graph import INPUT, OUTPUT, PSEUDO
+from specchain.inference import infer_types
+from specchain.lint import LintError, lint_graph
 from specchain.spec import NNModuleSpec, Value
-from specchain.types import ANY, DimEnv, ShapeError, SpecError, TupleType, Type
+from specchain.types import SpecError, Type
 
 if TYPE_CHECKING:
-    from specchain.engine import Tape
+    from specchain.engine import Plan, Tape
     from specchain.losses import Loss
 
-
-class LintError(SpecError):
-    """``SpecChain.lint`` found problems; the message lists all of them."""
-
-
-Part = Union[NNModuleSpec, "SpecChain"]
+__all__ = ["LintError", "Part", "SpecChain", "branch", "infer_types", "parallel", "serial"]
 
 
 class SpecChain:
-    """A typed DAG of specs over a ``networkx.MultiDiGraph`` (``self.graph``).
+    """A typed DAG of specs over a frozen ``networkx.MultiDiGraph`` (``self.graph``).
 
     Graph schema:
 
@@ -42,16 +42,29 @@ class SpecChain:
       input tuple), ``index`` (a path into the source's tuple output, ``()`` for all of it) and
       ``type`` (the ``Type`` carried).
 
+    A chain is a value: the constructor copies the graph it is given, infers every type and
+    freezes the copy (editing ``chain.graph`` raises; edit ``chain.graph.copy()`` and build a new
+    chain from it). The execution plan and the input types already checked are cached on the
+    chain. ``retyped(in_type)`` gives the same graph for another input type.
+
     Build it with ``spec >> spec``, ``branch(...)``, ``parallel(...)`` or ``serial(...)``; all
     shapes are inferred and checked at build time. ``in_type`` / ``out_type`` give the types of the
     whole graph; node names prefix the parameter names (``lstm.weight_ih_l0``). ``order`` is
     ``nx.lexicographical_topological_sort``: runs are deterministic.
     """
 
+    in_type: Type
+    out_type: Type
+
     def __init__(self, graph: nx.MultiDiGraph, in_type: Type) -> None:
-        self.graph = graph
-        self.in_type = infer_types(graph, in_type)
-        self.order: list[str] = list(nx.lexicographical_topological_sort(graph))
+        owned = graph.copy()
+        inference = infer_types(owned, in_type)
+        self._graph: nx.MultiDiGraph | None = _freeze(owned)
+        self._recipe: Any = None
+        self._frontier = Frontier.of(owned, inference, in_type)
+        self.in_type = inference.in_type
+        self.out_type = owned.nodes[OUTPUT]["in_type"]
+        self._checked_inputs: set[Type] = set()
 
     # --- construction ---------------------------------------------------------------------
 
@@ -74,18 +87,67 @@ class SpecChain:
         graph.add_edge(name, OUTPUT, port=None, index=())
         return cls(graph, part.in_type)
 
+    def then(self, part: Part) -> SpecChain:
+        """``self >> part``: checked now, in time proportional to ``part``; the graph is built when
+        first needed (see ``specchain.compose``)."""
+        part = compose._check_parts([part], "serial")[0]
+        if _passes_input_through(self) or _passes_input_through(part):
+            return SpecChain(*compose.build_serial([self, part]))
+        frontier, in_type, out_type = compose.extend(self._frontier, part)
+        chain = object.__new__(SpecChain)
+        chain._graph = None
+        chain._recipe = (self._recipe if self._graph is None else (None, self), part)
+        chain._frontier = frontier
+        chain.in_type, chain.out_type = in_type, out_type
+        chain._checked_inputs = set()
+        return chain
+
     def __rshift__(self, other: Part) -> SpecChain:
-        return serial(self, other)
+        return self.then(other)
 
     def __rrshift__(self, other: Part) -> SpecChain:
-        return serial(other, self)
+        return SpecChain.of(other).then(self)
 
-    # --- structure ------------------------------------------------------------------------
+    def retyped(self, in_type: Type) -> SpecChain:
+        """The same nodes for another input type (e.g. one that adds an initial state)."""
+        return SpecChain(self.graph, in_type)
 
     @property
-    def out_type(self) -> Type:
-        out: Type = self.graph.nodes[OUTPUT]["in_type"]
-        return out
+    def graph(self) -> nx.MultiDiGraph:
+        """The frozen graph (built on first access for a chain made by ``>>``)."""
+        if self._graph is None:
+            graph, in_type = compose.build_serial(compose.flatten(self._recipe))
+            inference = infer_types(graph, in_type)
+            if (inference.in_type, graph.nodes[OUTPUT]["in_type"]) != (self.in_type, self.out_type):
+                raise AssertionError(  # compose.extend and the full build must agree
+                    f"specchain bug: built {inference.in_type} -> {graph.nodes[OUTPUT]['in_type']},"
+                    f" composed {self.in_type} -> {self.out_type}; please report it"
+                )
+            self._graph = _freeze(graph)
+            self._recipe = None
+        return self._graph
+
+    @functools.cached_property
+    def order(self) -> list[str]:
+        return list(nx.lexicographical_topological_sort(self.graph))
+
+    @functools.cached_property
+    def plan(self) -> Plan:
+        """The execution plan (``specchain.engine``), derived once from the graph."""
+        from specchain.engine import build_plan
+
+        return build_plan(self)
+
+    def check_input_type(self, concrete: Type) -> None:
+        """Check a call's input type (symbols bind to sizes); each distinct type once."""
+        if concrete in self._checked_inputs:
+            return
+        from specchain.engine import check_input_type
+
+        check_input_type(self, concrete)
+        self._checked_inputs.add(concrete)
+
+    # --- structure ------------------------------------------------------------------------
 
     @property
     def nodes(self) -> list[str]:
@@ -155,10 +217,9 @@ class SpecChain:
         return summary(self)
 
     def lint(self) -> None:
-        """Check acyclicity, ports, names and types; raise ``LintError`` listing every problem."""
-        problems = list(lint_problems(self))
-        if problems:
-            raise LintError("lint found problems:\n  " + "\n  ".join(problems))
+        """Check acyclicity, ports, names and types (hyper-parameters may have been edited behind
+        the chain's back); raise ``LintError`` listing every problem."""
+        lint_graph(self.graph, self.in_type)
 
     def save(self, path: str | Path) -> None:
         from specchain.saving import save
@@ -197,246 +258,48 @@ class SpecChain:
         return value_and_grad(self, x, target, loss, train=train, rng=rng)
 
 
-# --- type inference -------------------------------------------------------------------------
+def _passes_input_through(part: Part) -> bool:
+    """A hand-built graph whose input goes straight to its output (composition takes the slow,
+    full path for those)."""
+    return isinstance(part, SpecChain) and any(u == INPUT for u, _, _ in part._frontier.feeders)
 
 
-def infer_types(graph: nx.MultiDiGraph, in_type: Type, at_call: bool = False) -> Type:
-    """Infer every node's types in topological order; returns the unified graph input type."""
-    dims = DimEnv(at_call=at_call)
-    graph.nodes[INPUT]["out_type"] = in_type
-    for node in nx.topological_sort(graph):
-        if node == INPUT:
-            continue
-        received = g.input_type(graph, node)
-        graph.nodes[node]["in_type"] = received
-        if node == OUTPUT:
-            continue
-        spec: NNModuleSpec = graph.nodes[node]["spec"]
-        try:
-            graph.nodes[node]["out_type"] = spec.infer(received, dims)
-        except ShapeError as err:
-            raise ShapeError(_connect_message(graph, node, received, err, at_call)) from None
-    for _, attrs_ in graph.nodes(data=True):
-        for key in ("in_type", "out_type"):
-            if key in attrs_:
-                attrs_[key] = dims.apply(attrs_[key])
-    for u, _, d in graph.edges(data=True):
-        d["type"] = g.select_type(graph.nodes[u]["out_type"], d["index"])
-    return graph.nodes[INPUT]["out_type"]
+def _immutable(*args: Any, **kwargs: Any) -> NoReturn:
+    raise SpecError(
+        "a SpecChain's graph cannot be edited: compose a new chain (>>, branch, parallel), or edit "
+        "a copy and build from it: SpecChain(chain.graph.copy(), chain.in_type)"
+    )
 
 
-def _connect_message(
-    graph: nx.MultiDiGraph, node: str, received: Type, err: ShapeError, at_call: bool
-) -> str:
-    spec: NNModuleSpec = graph.nodes[node]["spec"]
-    sources = [u for u, _, _ in g.in_edges(graph, node)]
-    expects = spec.in_type
-    if all(u == INPUT for u in sources):
-        if at_call:
-            return f"input to {node!r} ({spec.kind}, expects {expects}): got {received}: {err}"
-        return f"{node!r} ({spec.kind}, expects {expects}) cannot take input {received}: {err}"
-    names = ", ".join(repr(u) for u in dict.fromkeys(sources))
-    return f"cannot connect {names} (out {received}) to {node!r} (expects {expects}): {err}"
+_MUTATORS = (
+    "add_node",
+    "add_nodes_from",
+    "remove_node",
+    "remove_nodes_from",
+    "add_edge",
+    "add_edges_from",
+    "add_weighted_edges_from",
+    "new_edge_key",
+    "remove_edge",
+    "remove_edges_from",
+    "update",
+    "clear",
+    "clear_edges",
+)
 
 
-# --- composition ----------------------------------------------------------------------------
-
-
-class _Builder:
-    """Copies parts into one graph, giving every node a unique deterministic name.
-
-    A copied chain keeps its node names unless they are already taken (so the parameter names of
-    ``enc`` stay valid in ``enc >> head``); a clash gets the next free ``base_k``.
-    """
-
-    def __init__(self) -> None:
-        self.graph = nx.MultiDiGraph()
-        self.owner: dict[str, NNModuleSpec] = {}
-        self.next_suffix: dict[str, int] = {}  # every base_k below it is taken: linear time
-
-    def _name_for(self, spec: NNModuleSpec, current: str | None = None) -> str:
-        if current is not None and current not in self.owner:
-            return current
-        base = spec.default_name
-        if base not in self.owner:
-            return base
-        if spec.name is not None and self.owner[base] is not spec:
-            raise SpecError(
-                f"two different specs are both named {base!r}; give one of them another name="
-            )
-        k = self.next_suffix.get(base, 1)
-        while f"{base}_{k}" in self.owner:
-            k += 1
-        self.next_suffix[base] = k + 1
-        return f"{base}_{k}"
-
-    def _add_node(self, spec: NNModuleSpec, current: str | None = None) -> str:
-        name = self._name_for(spec, current)
-        self.owner[name] = spec
-        self.graph.add_node(name, spec=spec)
-        return name
-
-    def add(self, part: Part) -> tuple[list[tuple[str, int | None, g.Index]], list[Any]]:
-        """Copy ``part``'s nodes; returns its input consumers and its output feeders."""
-        if isinstance(part, NNModuleSpec):  # a one-node chain, without building one
-            name = self._add_node(part)
-            return [(name, None, ())], [(name, None, ())]
-        rename: dict[str, str] = {}
-        for node in part.nodes:
-            rename[node] = self._add_node(part.spec(node), node)
-        consumers: list[tuple[str, int | None, g.Index]] = []
-        feeders: list[tuple[str, int | None, g.Index]] = []
-        for u, v, d in part.graph.edges(data=True):
-            if u == INPUT and v == OUTPUT:
-                feeders.append((INPUT, d["port"], d["index"]))
-            elif u == INPUT:
-                consumers.append((rename[v], d["port"], d["index"]))
-            elif v == OUTPUT:
-                feeders.append((rename[u], d["port"], d["index"]))
-            else:
-                self.graph.add_edge(rename[u], rename[v], port=d["port"], index=d["index"])
-        feeders.sort(key=lambda e: -1 if e[1] is None else e[1])
-        return consumers, feeders
-
-    def connect(self, feeders: list[Any], consumers: list[tuple[str, int | None, g.Index]]) -> None:
-        """Wire a value delivered by ``feeders`` into ``consumers`` (edges from the value)."""
-        whole = len(feeders) == 1 and feeders[0][1] is None
-        for v, port, index in consumers:
-            if whole:
-                src, _, src_index = feeders[0]
-                self._edge(src, v, port, src_index + index)
-            elif index:
-                src, _, src_index = feeders[index[0]]
-                self._edge(src, v, port, src_index + index[1:])
-            elif port is None:
-                for src, p, src_index in feeders:
-                    self._edge(src, v, p, src_index)
-            else:
-                packed = self._pack(feeders)
-                self._edge(packed, v, port, ())
-
-    def _edge(self, src: str, dst: str, port: int | None, index: g.Index) -> None:
-        self.graph.add_edge(src, dst, port=port, index=index)
-
-    def _pack(self, feeders: list[Any]) -> str:
-        from specchain.modules.sequence import Pack
-
-        name = self._add_node(Pack())
-        for src, port, index in feeders:
-            self._edge(src, name, port, index)
-        return name
-
-
-def _as_chains(parts: Iterable[Part], what: str) -> list[SpecChain]:
-    chains = [SpecChain.of(p) for p in parts]
-    if not chains:
-        raise SpecError(f"{what}() needs at least one spec or chain")
-    return chains
-
-
-def serial(*parts: Part) -> SpecChain:
-    """``serial(a, b, c)`` == ``a >> b >> c``, built in one pass (linear time in the size)."""
-    for part in parts:
-        if not isinstance(part, (NNModuleSpec, SpecChain)):
-            SpecChain.of(part)  # raises the TypeError that names what was given
-    if not parts:
-        raise SpecError("serial() needs at least one spec or chain")
-    builder = _Builder()
-    builder.graph.add_node(INPUT)
-    consumers, feeders = builder.add(parts[0])
-    builder.connect([(INPUT, None, ())], consumers)
-    for part in parts[1:]:
-        consumers, next_feeders = builder.add(part)
-        builder.connect(feeders, consumers)
-        feeders = next_feeders
-    builder.graph.add_node(OUTPUT)
-    builder.connect(feeders, [(OUTPUT, None, ())])
-    return SpecChain(builder.graph, parts[0].in_type)
-
-
-def branch(*parts: Part) -> SpecChain:
-    """Feed one input to every part; the output is the tuple of their outputs."""
-    chains = _as_chains(parts, "branch")
-    builder = _Builder()
-    builder.graph.add_node(INPUT)
-    builder.graph.add_node(OUTPUT)
-    dims = DimEnv()
-    in_type: Type = ANY
-    for i, chain in enumerate(chains):
-        try:
-            in_type = dims.unify(in_type, chain.in_type, "input")
-        except ShapeError as err:
-            raise ShapeError(
-                f"branch part {i} expects input {chain.in_type}, but earlier parts expect "
-                f"{in_type}: {err}"
-            ) from None
-        consumers, feeders = builder.add(chain)
-        builder.connect([(INPUT, None, ())], consumers)
-        builder.connect(feeders, [(OUTPUT, i, ())])
-    return SpecChain(builder.graph, dims.apply(in_type))
-
-
-def parallel(*parts: Part) -> SpecChain:
-    """Map item ``i`` of a tuple input through part ``i``; the output is the tuple of results."""
-    chains = _as_chains(parts, "parallel")
-    builder = _Builder()
-    builder.graph.add_node(INPUT)
-    builder.graph.add_node(OUTPUT)
-    for i, chain in enumerate(chains):
-        consumers, feeders = builder.add(chain)
-        builder.connect([(INPUT, None, (i,))], consumers)
-        builder.connect(feeders, [(OUTPUT, i, ())])
-    return SpecChain(builder.graph, TupleType(c.in_type for c in chains))
-
-
-# --- lint -------------------------------------------------------------------------------------
-
-
-def lint_problems(chain: SpecChain) -> Iterator[str]:
-    """Every problem of the graph; types are checked only when the structure allows inference."""
-    graph = chain.graph
-    checkable = True
-    if not nx.is_directed_acyclic_graph(graph):
-        yield f"the graph has a cycle: {nx.find_cycle(graph)}"
-        checkable = False
-    for pseudo in PSEUDO:
-        if pseudo not in graph:
-            yield f"the pseudo-node {pseudo!r} is missing"
-            checkable = False
-    wrong_way = INPUT in graph and graph.in_degree(INPUT)
-    if wrong_way or (OUTPUT in graph and graph.out_degree(OUTPUT)):
-        yield "the input has incoming edges or the output has outgoing edges"
-    reaches_output = nx.ancestors(graph, OUTPUT) if OUTPUT in graph else set()
-    for node in graph.nodes:  # not ``chain.nodes``: a node added by hand is not in the order
-        if node in PSEUDO:
-            continue
-        spec = graph.nodes[node].get("spec")
-        if not isinstance(spec, NNModuleSpec):
-            yield f"node {node!r} has no spec (got {spec!r})"
-            checkable = False
-        if node not in reaches_output:
-            yield f"node {node!r} does not contribute to the output"
-    for node in graph.nodes:
-        if node != INPUT:
-            yield from g.port_problems(graph, node)
-    if checkable:
-        yield from _type_problems(chain)
-
-
-def _type_problems(chain: SpecChain) -> Iterator[str]:
-    stored = {n: dict(d) for n, d in chain.graph.nodes(data=True)}
-    copy = chain.graph.copy()
-    try:
-        infer_types(copy, chain.in_type)
-    except ShapeError as err:
-        yield f"types do not check: {err}"
-        return
-    for node, before in stored.items():
-        for key in ("in_type", "out_type"):
-            if key in before and before[key] != copy.nodes[node].get(key):
-                now = copy.nodes[node].get(key)
-                yield f"node {node!r} stores {key} {before[key]}, inference gives {now}"
-    edges = zip(chain.graph.edges(data="type"), copy.edges(data="type"), strict=True)
-    for (u, v, before), (_, _, now) in edges:
-        if before is not None and before != now:
-            yield f"edge {u!r} -> {v!r} stores type {before}, inference gives {now}"
+def _freeze(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """Make ``graph`` read-only: structure (its mutating methods raise) and attributes (node,
+    edge and graph attribute dicts become read-only mappings). ``graph.copy()`` is mutable."""
+    for name in _MUTATORS:
+        setattr(graph, name, _immutable)
+    nodes = graph._node
+    for node in nodes:
+        nodes[node] = MappingProxyType(nodes[node])
+    for neighbours in graph._adj.values():
+        for keyed in neighbours.values():
+            for key in keyed:
+                keyed[key] = MappingProxyType(keyed[key])
+    graph.graph = MappingProxyType(graph.graph)
+    graph.frozen = True  # what networkx.is_frozen reads
+    return graph

@@ -57,11 +57,17 @@ class Step:
     param_names: dict[str, str]  # local name -> full (canonical) name
 
 
-def plan(chain: SpecChain) -> tuple[list[Step], tuple[Edge, ...], bool]:
-    """The chain's execution plan: derived once from the graph, then reused."""
-    cached = chain.__dict__.get("_plan")
-    if cached is not None:
-        return cached
+@attrs.frozen
+class Plan:
+    """How to run a chain: its steps in order and the edges that deliver its output."""
+
+    steps: tuple[Step, ...]
+    out_edges: tuple[Edge, ...]
+    out_whole: bool
+
+
+def build_plan(chain: SpecChain) -> Plan:
+    """The chain's execution plan (``chain.plan`` caches it)."""
     canonical = {
         (id(chain.spec(node).params), local): full
         for full, (node, local) in chain.parameter_owners().items()
@@ -73,9 +79,7 @@ def plan(chain: SpecChain) -> tuple[list[Step], tuple[Edge, ...], bool]:
         names = {local: canonical[(id(spec.params), local)] for local in spec.params}
         steps.append(Step(node, spec, edges, _is_whole(edges), names))
     out_edges = tuple(g.in_edges(chain.graph, OUTPUT))
-    result = (steps, out_edges, _is_whole(out_edges))
-    chain.__dict__["_plan"] = result
-    return result
+    return Plan(tuple(steps), out_edges, _is_whole(out_edges))
 
 
 def _is_whole(edges: tuple[Edge, ...]) -> bool:
@@ -95,7 +99,8 @@ def _gather(values: dict[str, Value], edges: tuple[Edge, ...], whole: bool) -> V
 def forward(
     chain: SpecChain, x: Value, train: bool, rng: RngLike, keep: bool
 ) -> tuple[Value, Tape]:
-    steps, out_edges, out_whole = plan(chain)
+    plan = chain.plan
+    steps, out_edges, out_whole = plan.steps, plan.out_edges, plan.out_whole
     dtype = _params_dtype(steps)
     check_input(chain, x, dtype)
     ctx = Context(train=bool(train), rng=as_generator(rng), dtype=dtype or DEFAULT_DTYPE)
@@ -114,7 +119,7 @@ def forward(
     return y, Tape(chain, values if keep else {}, saved, bool(train))
 
 
-def _params_dtype(steps: list[Step]) -> np.dtype[Any] | None:
+def _params_dtype(steps: tuple[Step, ...]) -> np.dtype[Any] | None:
     """The parameters' float dtype, read from the plan (cheap: no graph walk per call)."""
     dtypes = {p.dtype for step in steps for p in step.spec.params.values()}
     if len(dtypes) > 1:
@@ -124,11 +129,7 @@ def _params_dtype(steps: list[Step]) -> np.dtype[Any] | None:
 
 def check_input(chain: SpecChain, x: Value, model_dtype: np.dtype[Any] | None) -> None:
     """Check the input against ``chain.in_type`` (symbols bind to sizes) and the params' dtype."""
-    concrete = type_of(x)
-    accepted: set[Type] = chain.__dict__.setdefault("_accepted_inputs", set())
-    if concrete not in accepted:  # types are immutable: one check per distinct input type
-        _check_type(chain, concrete)
-        accepted.add(concrete)
+    chain.check_input_type(type_of(x))
     for leaf in _leaves(x):
         if model_dtype is not None and leaf.dtype.kind == "f" and leaf.dtype != model_dtype:
             fix = f"cast the input with x.astype(np.{model_dtype})"
@@ -140,7 +141,9 @@ def check_input(chain: SpecChain, x: Value, model_dtype: np.dtype[Any] | None) -
             )
 
 
-def _check_type(chain: SpecChain, concrete: Type) -> None:
+def check_input_type(chain: SpecChain, concrete: Type) -> None:
+    """Check a call's input type against ``chain.in_type`` (``chain.check_input_type`` caches
+    the types already accepted: types are immutable)."""
     try:
         if _unchecked(chain.in_type):
             raise ShapeError("input type is only known now")
@@ -189,7 +192,8 @@ def backward(chain: SpecChain, tape: Tape, dy: Value) -> tuple[Value, dict[str, 
         raise SpecError("this tape was recorded by another chain; pass the tape from its forward")
     if not tape.values:
         raise SpecError("this forward kept no tape; call model.forward(x, ...) to record one")
-    steps, out_edges, out_whole = plan(chain)
+    plan = chain.plan
+    steps, out_edges, out_whole = plan.steps, plan.out_edges, plan.out_whole
     cotangents: dict[str, Any] = {}
     output = _gather(tape.values, out_edges, out_whole)
     _route(cotangents, tape.values, out_edges, out_whole, _check_cotangent(dy, output))

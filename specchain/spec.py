@@ -20,7 +20,7 @@ import attrs
 import numpy as np
 
 from specchain import params as _params
-from specchain.types import ANY, DimEnv, SpecError, Type
+from specchain.types import ANY, AnyType, DimEnv, SpecError, Type
 
 if TYPE_CHECKING:
     from specchain.chain import SpecChain
@@ -183,6 +183,7 @@ class NNModuleSpec:
 
     kind: ClassVar[str] = "NNModuleSpec"  # the class's short name, shown in summaries
     family: ClassVar[str | None] = None  # diagram family, declared on the class
+    keeps_unknown: ClassVar[bool] = False  # an ANY input gives an ANY output (see infer_type)
 
     def __init_subclass__(cls, family: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -213,8 +214,21 @@ class NNModuleSpec:
         return ANY
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        """The output type for ``in_type``; raise ``ShapeError`` with the differing dim."""
+        """The output type for ``in_type``; raise ``ShapeError`` with the differing dim.
+
+        ``in_type`` is never ``ANY`` here: ``infer_type`` handles an input known only at call
+        time once for every spec."""
         raise NotImplementedError
+
+    def infer_type(self, in_type: Type, dims: DimEnv) -> Type:
+        """What the graph calls. An input known only at call time (``ANY``) gives an output known
+        only then for specs that declare ``keeps_unknown`` or take any input; other specs read it
+        as their own ``in_type`` (``Linear(8, 4)`` then outputs ``[..., 4]``)."""
+        if isinstance(in_type, AnyType):
+            if self.keeps_unknown or isinstance(self.in_type, AnyType):
+                return ANY
+            in_type = self.in_type
+        return self.infer(in_type, dims)
 
     def forward(self, params: Params, x: Value, ctx: Context) -> tuple[Value, Any]:
         """``(y, saved)``: the output and what ``backward`` needs."""

@@ -160,6 +160,13 @@ class DimEnv:
         self.bindings: dict[str, Dim] = {}
         self.prefix: tuple[Dim, ...] | None = None  # what ``...`` stands for, once known
 
+    def copy(self) -> DimEnv:
+        """An independent continuation of this substitution (extending a chain uses one)."""
+        other = DimEnv(self.at_call)
+        other.bindings = dict(self.bindings)
+        other.prefix = self.prefix
+        return other
+
     def resolve(self, dim: Dim) -> Dim:
         while isinstance(dim, str) and dim in self.bindings:
             dim = self.bindings[dim]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 
 import specchain as sc
 from specchain.graph import INPUT, OUTPUT
+from specchain.lint import lint_graph
 from specchain.modules import (
+    LSTM,
     Add,
     Concat,
     Identity,
@@ -21,7 +24,7 @@ from specchain.modules import (
     Tanh,
     TimeDistributed,
 )
-from specchain.types import ShapeError, SpecError, TensorType, TupleType
+from specchain.types import ShapeError, SpecError, TensorType, TupleType, Type
 
 
 def bilstm_like() -> sc.SpecChain:
@@ -375,16 +378,26 @@ def test_lint_passes_on_built_graphs(build: object) -> None:
     build().lint()  # type: ignore[operator]
 
 
-def lint_message(chain: sc.SpecChain) -> str:
+def lint_message(chain: sc.SpecChain | tuple[nx.MultiDiGraph, Type]) -> str:
+    """Lint a chain, or a (graph, input type) pair edited by hand."""
     with pytest.raises(sc.LintError) as info:
-        chain.lint()
+        if isinstance(chain, sc.SpecChain):
+            chain.lint()
+        else:
+            lint_graph(*chain)
     return str(info.value)
+
+
+def editable(chain: sc.SpecChain) -> tuple[nx.MultiDiGraph, Type]:
+    """A mutable copy of a chain's graph, with its input type, for lint tests."""
+    return chain.graph.copy(), chain.in_type
 
 
 def test_lint_reports_a_cycle() -> None:
     m = Linear(4, 4) >> Tanh() >> Linear(4, 2)
-    m.graph.add_edge("linear_1", "linear", port=None, index=())
-    message = lint_message(m)
+    graph, in_type = editable(m)
+    graph.add_edge("linear_1", "linear", port=None, index=())
+    message = lint_message((graph, in_type))
     assert message.startswith("lint found problems:")
     assert "the graph has a cycle" in message
     assert "('linear_1', 'linear', 0)" in message
@@ -392,45 +405,52 @@ def test_lint_reports_a_cycle() -> None:
 
 def test_lint_reports_a_bad_port() -> None:
     m = Linear(4, 4) >> Tanh() >> Linear(4, 2)
-    for _, v, d in m.graph.edges(data=True):
+    graph, in_type = editable(m)
+    for _, v, d in graph.edges(data=True):
         if v == "tanh":
             d["port"] = 2
-    assert "node 'tanh' has ports [2], expected 0..0" in lint_message(m)
+    assert "node 'tanh' has ports [2], expected 0..0" in lint_message((graph, in_type))
 
 
 def test_lint_reports_a_node_without_a_spec() -> None:
     m = Linear(4, 4) >> Tanh() >> Linear(4, 2)
-    m.graph.nodes["tanh"]["spec"] = None
-    assert "node 'tanh' has no spec (got None)" in lint_message(m)
-    del m.graph.nodes["tanh"]["spec"]
-    assert "node 'tanh' has no spec (got None)" in lint_message(m)
+    graph, in_type = editable(m)
+    graph.nodes["tanh"]["spec"] = None
+    assert "node 'tanh' has no spec (got None)" in lint_message((graph, in_type))
+    del graph.nodes["tanh"]["spec"]
+    assert "node 'tanh' has no spec (got None)" in lint_message((graph, in_type))
 
 
 def test_lint_reports_a_stale_stored_type() -> None:
     m = Linear(4, 4) >> Tanh() >> Linear(4, 2)
-    m.graph.nodes["tanh"]["out_type"] = TensorType(("T", 4))
-    message = lint_message(m)
+    graph, in_type = editable(m)
+    graph.nodes["tanh"]["out_type"] = TensorType(("T", 4))
+    message = lint_message((graph, in_type))
     assert "node 'tanh' stores out_type [T, 4], inference gives [..., 4]" in message
 
 
 def test_lint_reports_a_stale_edge_type() -> None:
     m = Linear(4, 4) >> Tanh() >> Linear(4, 2)
-    for _, v, d in m.graph.edges(data=True):
+    graph, in_type = editable(m)
+    for _, v, d in graph.edges(data=True):
         if v == "tanh":
             d["type"] = TensorType((9,))
-    assert "edge 'linear' -> 'tanh' stores type [9], inference gives [..., 4]" in lint_message(m)
+    assert "edge 'linear' -> 'tanh' stores type [9], inference gives [..., 4]" in lint_message(
+        (graph, in_type)
+    )
 
 
 def test_lint_lists_every_problem_at_once() -> None:
     m = Linear(4, 4) >> Tanh() >> Linear(4, 2)
-    m.graph.nodes["linear_1"]["spec"] = "not a spec"
-    for _, v, d in m.graph.edges(data=True):
+    graph, in_type = editable(m)
+    graph.nodes["linear_1"]["spec"] = "not a spec"
+    for _, v, d in graph.edges(data=True):
         if v == "tanh":
             d["port"] = 1
-    m.graph.add_node("orphan", spec=Tanh())
-    m.graph.add_edge("linear", "orphan", port=None, index=())
-    m.graph.add_edge("linear", "linear_1", port=None, index=())
-    lines = lint_message(m).splitlines()[1:]
+    graph.add_node("orphan", spec=Tanh())
+    graph.add_edge("linear", "orphan", port=None, index=())
+    graph.add_edge("linear", "linear_1", port=None, index=())
+    lines = lint_message((graph, in_type)).splitlines()[1:]
     assert [line.strip() for line in lines] == [
         "node 'linear_1' has no spec (got 'not a spec')",
         "node 'orphan' does not contribute to the output",
@@ -449,8 +469,9 @@ def test_lint_reports_a_type_error_introduced_by_hand() -> None:
 
 def test_lint_reports_a_missing_pseudo_node() -> None:
     m = Linear(4, 4) >> Tanh()
-    m.graph.remove_node(OUTPUT)
-    message = lint_message(m)
+    graph, in_type = editable(m)
+    graph.remove_node(OUTPUT)
+    message = lint_message((graph, in_type))
     assert "the pseudo-node '<output>' is missing" in message
     assert "node 'tanh' does not contribute to the output" in message
 
@@ -600,3 +621,68 @@ def test_repr_shows_types_and_nodes() -> None:
     assert repr(Reverse() >> Linear(8, 4)) == (
         "SpecChain([T, B, 8] -> [T, B, 4], nodes=['reverse', 'linear'])"
     )
+
+
+# --- a chain is a value ----------------------------------------------------------------------
+
+IMMUTABLE = "a SpecChain's graph cannot be edited: compose a new chain"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda g: g.add_edge("linear_1", "linear", port=None, index=()),
+        lambda g: g.add_node("orphan"),
+        lambda g: g.remove_node("tanh"),
+        lambda g: g.remove_edge("linear", "tanh"),
+        lambda g: g.clear(),
+    ],
+    ids=["add_edge", "add_node", "remove_node", "remove_edge", "clear"],
+)
+def test_editing_a_chains_graph_structure_raises(edit: Any) -> None:
+    m = Linear(4, 4) >> Tanh() >> Linear(4, 2)
+    with pytest.raises(SpecError, match=IMMUTABLE):
+        edit(m.graph)
+    assert m.nodes == ["linear", "tanh", "linear_1"]
+
+
+def test_editing_a_chains_graph_attributes_raises() -> None:
+    m = Linear(4, 4) >> Tanh()
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        m.graph.nodes["tanh"]["spec"] = Linear(4, 4)
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        next(iter(m.graph.edges(data=True)))[2]["port"] = 3
+    assert nx.is_frozen(m.graph)
+
+
+def test_a_copy_of_the_graph_is_editable_and_builds_a_new_chain() -> None:
+    m = Linear(4, 4) >> Tanh()
+    graph = m.graph.copy()
+    graph.nodes["tanh"]["note"] = "mine"
+    assert "note" not in m.graph.nodes["tanh"]
+    assert sc.SpecChain(graph, m.in_type).nodes == m.nodes
+
+
+def test_building_from_another_chains_graph_leaves_it_intact() -> None:
+    m = LSTM(8, 16) >> Linear(16, 4)
+    before = {n: dict(d) for n, d in m.graph.nodes(data=True)}
+    other = sc.SpecChain(m.graph, TensorType((5, 3, 8)))
+    assert other.out_type == TensorType((5, 3, 4))
+    assert {n: dict(d) for n, d in m.graph.nodes(data=True)} == before
+    assert m.out_type == TensorType(("T", "B", 4))
+
+
+def test_retyped_gives_the_same_nodes_for_another_input_type() -> None:
+    m = LSTM(8, 16) >> Linear(16, 4)
+    fixed = m.retyped(TensorType((5, "B", 8)))
+    assert fixed.out_type == TensorType((5, "B", 4))
+    assert fixed.nodes == m.nodes and fixed.spec("lstm") is m.spec("lstm")
+    with pytest.raises(ShapeError, match="feature size 9 != 8"):
+        m.retyped(TensorType(("T", "B", 9)))
+
+
+def test_the_plan_and_checked_inputs_live_on_the_chain() -> None:
+    m = Linear(4, 2) >> Tanh()
+    m(np.ones((3, 4), np.float32))
+    assert m.plan is m.plan and [s.node for s in m.plan.steps] == ["linear", "tanh"]
+    assert "_plan" not in vars(m) and "_accepted_inputs" not in vars(m)

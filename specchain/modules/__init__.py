@@ -6,7 +6,8 @@ from specchain.modules.embedding import Embedding
 from specchain.modules.gatewise import LinearGrads, LSTMGateParams, LSTMGrads
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM, LSTMCell
-from specchain.modules.sequence import Add, Concat, LastStep, Pack, Reverse, Select, TimeDistributed
+from specchain.modules.sequence import Add, Concat, LastStep, Reverse, Select, TimeDistributed
+from specchain.pack import Pack
 
 __all__ = [
     "LSTM",

@@ -12,19 +12,19 @@ import numpy as np
 
 from specchain.numerics import sigmoid
 from specchain.spec import Context, NNModuleSpec, Params
-from specchain.types import ELLIPSIS, AnyType, DimEnv, ShapeError, TensorType, Type
+from specchain.types import ELLIPSIS, DimEnv, ShapeError, TensorType, Type
 
 
 class Elementwise(NNModuleSpec, family="activation"):
     """Shared shape contract: one float tensor in, the same type out."""
+
+    keeps_unknown = True
 
     @property
     def in_type(self) -> Type:
         return TensorType((ELLIPSIS,))
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            return in_type
         if not isinstance(in_type, TensorType) or in_type.dtype != "float":
             raise ShapeError(f"{self.kind} takes one float tensor, got {in_type}")
         return in_type

@@ -31,7 +31,7 @@ from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM, LSTMCell
 from specchain.params import ParamDecl
 from specchain.spec import Context, NNModuleSpec, Params, positive_int
-from specchain.types import AnyType, DimEnv, ShapeError, TensorType, TupleType, Type
+from specchain.types import DimEnv, ShapeError, TensorType, TupleType, Type
 
 PARTS = ("encoder", "decoder", "attention_weights", "output")
 
@@ -91,8 +91,6 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
         )
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            in_type = self.in_type
         if not isinstance(in_type, TupleType) or len(in_type.items) != 2:
             raise ShapeError(f"AttentionLSTM takes (source, decoder_inputs), got {in_type}")
         source, target = (

@@ -61,6 +61,8 @@ def _check_keep_mask(keep: np.ndarray) -> None:
 class Dropout(NNModuleSpec, family="dropout"):
     """Inverted dropout with probability ``p``; shapes ``[...]`` -> ``[...]``."""
 
+    keeps_unknown = True
+
     p: float = attrs.field(default=0.5, validator=probability)
 
     def describe(self) -> str:
@@ -109,6 +111,8 @@ class Dropout(NNModuleSpec, family="dropout"):
 @attrs.define(eq=False)
 class ScaledDropout(NNModuleSpec, family="dropout"):
     """TorchLean's deterministic dropout: ``y = (1 - p) * x`` in training and inference."""
+
+    keeps_unknown = True
 
     p: float = attrs.field(default=0.5, validator=probability)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from specchain.params import ParamDecl, normal
 from specchain.spec import Context, NNModuleSpec, Params, positive_int
-from specchain.types import AnyType, DimEnv, ShapeError, SpecError, TensorType, Type
+from specchain.types import DimEnv, ShapeError, SpecError, TensorType, Type
 
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
@@ -43,8 +43,6 @@ class IndexLookup(NNModuleSpec, family="embedding"):
         return TensorType(("T", "B"), "int")
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            in_type = self.in_type
         if not isinstance(in_type, TensorType) or in_type.dtype != "int":
             raise ShapeError(f"{self.kind} takes integer indices, got {in_type}")
         return TensorType((*in_type.dims, self.width))

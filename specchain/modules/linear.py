@@ -10,7 +10,7 @@ import numpy as np
 
 from specchain.params import ParamDecl, uniform
 from specchain.spec import Context, NNModuleSpec, Params, flag, positive_int
-from specchain.types import ELLIPSIS, AnyType, DimEnv, ShapeError, TensorType, Type
+from specchain.types import ELLIPSIS, DimEnv, ShapeError, TensorType, Type
 
 
 @attrs.define(eq=False)
@@ -45,8 +45,6 @@ class Linear(NNModuleSpec, family="linear"):
         return TensorType((ELLIPSIS, self.in_features))
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            return TensorType((ELLIPSIS, self.out_features))
         if not isinstance(in_type, TensorType) or in_type.dtype != "float":
             raise ShapeError(
                 f"Linear takes one float tensor [..., {self.in_features}], got {in_type}"

@@ -75,6 +75,8 @@ def _int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
 class Reverse(NNModuleSpec, family="sequence"):
     """Flip the time axis: y[t] = x[T - 1 - t]. Shapes: ``[T, ...]`` -> ``[T, ...]``."""
 
+    keeps_unknown = True
+
     axis: int = attrs.field(default=0, validator=non_negative_int)
 
     @property
@@ -82,8 +84,6 @@ class Reverse(NNModuleSpec, family="sequence"):
         return SEQUENCE
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            return in_type
         return _tensor(self, in_type, self.axis + 1)
 
     def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, None]:
@@ -97,6 +97,8 @@ class Reverse(NNModuleSpec, family="sequence"):
 class LastStep(NNModuleSpec, family="sequence"):
     """The last time step (many-to-one): ``[T, B, F]`` -> ``[B, F]``; needs T >= 1."""
 
+    keeps_unknown = True
+
     axis: int = attrs.field(default=0, validator=non_negative_int)
 
     @property
@@ -104,8 +106,6 @@ class LastStep(NNModuleSpec, family="sequence"):
         return SEQUENCE
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            return in_type
         t = _tensor(self, in_type, self.axis + 1)
         if t.variadic:
             t = dims.fix_rank(t, SEQUENCE.dims, "input")
@@ -214,8 +214,6 @@ class Select(NNModuleSpec, family="sequence"):
     index: int = attrs.field(validator=non_negative_int)
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            return in_type
         if not isinstance(in_type, TupleType) or self.index >= len(in_type.items):
             raise ShapeError(
                 f"Select({self.index}) needs a tuple of > {self.index} items, got {in_type}"
@@ -227,20 +225,6 @@ class Select(NNModuleSpec, family="sequence"):
 
     def backward(self, params: Params, count: int, dy: Any) -> tuple[Any, Params]:
         return tuple(dy if i == self.index else None for i in range(count)), {}
-
-
-@attrs.define(eq=False)
-class Pack(NNModuleSpec, family="sequence"):
-    """Group several values into one tuple (inserted by composition to nest tuples)."""
-
-    def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        return in_type
-
-    def forward(self, params: Params, x: tuple[Any, ...], ctx: Context) -> tuple[Any, None]:
-        return x, None
-
-    def backward(self, params: Params, saved: None, dy: Any) -> tuple[Any, Params]:
-        return dy, {}
 
 
 def _is_spec(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -255,6 +239,8 @@ class TimeDistributed(NNModuleSpec, family="sequence"):
     The wrapped spec's parameters are shared (the same arrays), and its gradients are summed over
     the steps.
     """
+
+    keeps_unknown = True
 
     spec: NNModuleSpec = attrs.field(validator=_is_spec)
 
@@ -275,8 +261,6 @@ class TimeDistributed(NNModuleSpec, family="sequence"):
         return inner.with_dims(("T", *inner.dims))
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        if isinstance(in_type, AnyType):
-            return in_type
         t = _tensor(self, in_type, 1)
         if t.variadic:  # the leading "..." holds the time axis too
             return self.spec.infer(t, dims)
