@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from specchain.exporters import pytorch
 from specchain.numerics import sigmoid
 from specchain.spec import Context, NNModuleSpec, Params
 from specchain.types import ELLIPSIS, DimEnv, ShapeError, TensorType, Type
@@ -81,3 +82,26 @@ class Identity(NNModuleSpec, family="activation"):
 
     def backward(self, params: Params, saved: None, dy: Any) -> tuple[Any, Params]:
         return dy, {}
+
+
+# --- PyTorch export: the native modules --------------------------------------------------------
+
+
+@pytorch.emitter(Tanh, pointwise=True)
+def _emit_tanh(spec: Tanh, in_type: Type) -> pytorch.Emitted:
+    return pytorch.Emitted("nn.Tanh()")
+
+
+@pytorch.emitter(Sigmoid, pointwise=True)
+def _emit_sigmoid(spec: Sigmoid, in_type: Type) -> pytorch.Emitted:
+    return pytorch.Emitted("nn.Sigmoid()")
+
+
+@pytorch.emitter(ReLU, pointwise=True)
+def _emit_relu(spec: ReLU, in_type: Type) -> pytorch.Emitted:
+    return pytorch.Emitted("nn.ReLU()")
+
+
+@pytorch.emitter(Identity, pointwise=True)
+def _emit_identity(spec: Identity, in_type: Type) -> pytorch.Emitted:
+    return pytorch.Emitted("nn.Identity()")

@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from specchain.exporters import pytorch
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM, LSTMCell
 from specchain.params import ParamDecl
@@ -181,3 +182,11 @@ def _accumulate(totals: Params, part: str, grads: Params) -> None:
     for k, v in grads.items():
         key = f"{part}.{k}"
         totals[key] = totals[key] + v if key in totals else v
+
+
+# --- PyTorch export ----------------------------------------------------------------------------
+
+
+@pytorch.emitter(AttentionLSTM)
+def _emit_attention_lstm(spec: AttentionLSTM, in_type: Type) -> pytorch.Emitted:
+    return pytorch.helper("AttentionLSTM", spec.input_size, spec.hidden_size, spec.output_size)

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from specchain.exporters import pytorch
 from specchain.spec import Context, NNModuleSpec, Params, probability
 from specchain.types import (
     ELLIPSIS,
@@ -131,3 +132,18 @@ class ScaledDropout(NNModuleSpec, family="dropout"):
 
     def backward(self, params: Params, saved: None, dy: np.ndarray) -> tuple[np.ndarray, Params]:
         return dy * dy.dtype.type(1.0 - self.p), {}
+
+
+# --- PyTorch export ----------------------------------------------------------------------------
+
+
+@pytorch.emitter(Dropout)
+def _emit_dropout(spec: Dropout, in_type: Type) -> pytorch.Emitted:
+    if isinstance(in_type, TupleType):  # (x, keep): the helper that takes the mask
+        return pytorch.helper("MaskedDropout", spec.p)
+    return pytorch.Emitted(pytorch.call("nn.Dropout", spec.p))
+
+
+@pytorch.emitter(ScaledDropout, pointwise=True)
+def _emit_scaled_dropout(spec: ScaledDropout, in_type: Type) -> pytorch.Emitted:
+    return pytorch.helper("ScaledDropout", spec.p)

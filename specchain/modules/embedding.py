@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from specchain.exporters import pytorch
 from specchain.params import ParamDecl, normal
 from specchain.spec import Context, NNModuleSpec, Params, positive_int
 from specchain.types import DimEnv, ShapeError, SpecError, TensorType, Type
@@ -125,3 +126,19 @@ class OneHot(IndexLookup):
 
     def backward(self, params: Params, saved: None, dy: np.ndarray) -> tuple[None, Params]:
         return None, {}
+
+
+# --- PyTorch export ----------------------------------------------------------------------------
+
+
+@pytorch.emitter(Embedding)
+def _emit_embedding(spec: Embedding, in_type: Type) -> pytorch.Emitted:
+    options = pytorch.non_default(spec, padding_idx=None)
+    return pytorch.Emitted(
+        pytorch.call("nn.Embedding", spec.num_embeddings, spec.embedding_dim, **options)
+    )
+
+
+@pytorch.emitter(OneHot)
+def _emit_one_hot(spec: OneHot, in_type: Type) -> pytorch.Emitted:
+    return pytorch.helper("OneHot", spec.num_classes)

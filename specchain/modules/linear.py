@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from specchain.exporters import pytorch
 from specchain.params import ParamDecl, uniform
 from specchain.spec import Context, NNModuleSpec, Params, flag, positive_int
 from specchain.types import ELLIPSIS, DimEnv, ShapeError, TensorType, Type
@@ -69,3 +70,14 @@ class Linear(NNModuleSpec, family="linear"):
         if self.bias:
             grads["bias"] = dy2.sum(axis=0)
         return dy @ params["weight"], grads
+
+
+# --- PyTorch export ----------------------------------------------------------------------------
+
+
+@pytorch.emitter(Linear, pointwise=True)
+def _emit_linear(spec: Linear, in_type: Type) -> pytorch.Emitted:
+    options = pytorch.non_default(spec, bias=True)
+    return pytorch.Emitted(
+        pytorch.call("nn.Linear", spec.in_features, spec.out_features, **options)
+    )

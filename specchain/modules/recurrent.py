@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from specchain.exporters import pytorch
 from specchain.modules.dropout import dropout_mask
 from specchain.modules.lstm_kernel import LayerWeights, layer_backward, layer_forward
 from specchain.params import ParamDecl, uniform
@@ -487,3 +488,28 @@ class LSTMCell(NNModuleSpec, family="recurrent"):
         if lg.bias is not None:
             grads["bias_ih"], grads["bias_hh"] = lg.bias, lg.bias.copy()
         return ((dx, (dh0, dc0)) if had_state else dx), grads
+
+
+# --- PyTorch export ----------------------------------------------------------------------------
+
+
+@pytorch.emitter(LSTM)
+def _emit_lstm(spec: LSTM, in_type: Type) -> pytorch.Emitted:
+    options = pytorch.non_default(
+        spec,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+    )
+    constructor = pytorch.call("nn.LSTM", spec.input_size, spec.hidden_size, **options)
+    return pytorch.Emitted(constructor, splat=True, suffix="" if spec.return_state else "[0]")
+
+
+@pytorch.emitter(LSTMCell)
+def _emit_lstm_cell(spec: LSTMCell, in_type: Type) -> pytorch.Emitted:
+    options = pytorch.non_default(spec, bias=True)
+    constructor = pytorch.call("nn.LSTMCell", spec.input_size, spec.hidden_size, **options)
+    return pytorch.Emitted(constructor, splat=True)

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from specchain.exporters import pytorch
 from specchain.spec import Context, NNModuleSpec, Params, non_negative_int
 from specchain.types import (
     ANY,
@@ -289,3 +290,55 @@ class TimeDistributed(NNModuleSpec, family="sequence"):
                 total[k] += d
         dx_all = np.stack(dxs) if dxs else np.zeros(shape, dtype=dy.dtype)
         return dx_all, total
+
+
+# --- PyTorch export: helper classes, and TimeDistributed as the layer it wraps -----------------
+
+
+@pytorch.emitter(Reverse)
+def _emit_reverse(spec: Reverse, in_type: Type) -> pytorch.Emitted:
+    return pytorch.helper("Reverse", spec.axis)
+
+
+@pytorch.emitter(LastStep)
+def _emit_last_step(spec: LastStep, in_type: Type) -> pytorch.Emitted:
+    return pytorch.helper("LastStep", spec.axis)
+
+
+@pytorch.emitter(Concat)
+def _emit_concat(spec: Concat, in_type: Type) -> pytorch.Emitted:
+    return pytorch.helper("Concat", spec.axis)
+
+
+@pytorch.emitter(Add)
+def _emit_add(spec: Add, in_type: Type) -> pytorch.Emitted:
+    return pytorch.helper("Add")
+
+
+@pytorch.emitter(Select)
+def _emit_select(spec: Select, in_type: Type) -> pytorch.Emitted:
+    return pytorch.helper("Select", spec.index)
+
+
+@pytorch.emitter(Pack)
+def _emit_pack(spec: Pack, in_type: Type) -> pytorch.Emitted:
+    return pytorch.helper("Pack")
+
+
+@pytorch.emitter(TimeDistributed)
+def _emit_time_distributed(spec: TimeDistributed, in_type: Type) -> pytorch.Emitted:
+    """A layer that acts on the last axis maps over time as it is: emit it unwrapped."""
+    inner = spec.spec
+    found = pytorch.EMITTERS.get(type(inner))
+    if not isinstance(found, pytorch.Emitter) or not found.pointwise:
+        hint = ""
+        if not type(inner).__module__.startswith("specchain."):  # a user's layer: say how
+            hint = (
+                f"; if {inner.kind} acts on the last axis only, register its emitter with "
+                f"@pytorch.emitter({inner.kind}, pointwise=True)"
+            )
+        raise pytorch.ExportError(
+            f"TimeDistributed({inner.kind}) has no PyTorch emitter: only layers that act on the "
+            f"last axis ({', '.join(pytorch.pointwise_kinds())}) map over time natively{hint}"
+        )
+    return found.emit(inner, in_type)

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from specchain.exporters.namespace import (
+from specchain.exporters.pytorch.namespace import (
     FILE_NAMES,
     MAX_LENGTH,
     MODULE_ATTRIBUTES,

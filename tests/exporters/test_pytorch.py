@@ -403,7 +403,10 @@ class SquareWithoutEmitter(Elementwise):
 
 def test_a_spec_without_emitter_is_refused(tmp_path: Path) -> None:
     model = Linear(4, 4) >> SquareWithoutEmitter()
-    message = r"^node 'square_without_emitter': no PyTorch emitter for SquareWithoutEmitter$"
+    message = (
+        r"^node 'square_without_emitter': no PyTorch emitter for SquareWithoutEmitter; register "
+        r"one with @pytorch.emitter\(SquareWithoutEmitter\); see docs/custom_layers.md$"
+    )
     with pytest.raises(ExportError, match=message):
         pytorch.to_source(model)
     with pytest.raises(ExportError, match=message):
@@ -421,9 +424,9 @@ def test_a_spec_without_emitter_is_refused(tmp_path: Path) -> None:
 def test_time_distributed_of_a_non_pointwise_spec_is_refused(inner: Any) -> None:
     model = TimeDistributed(inner).as_chain()
     message = (
-        rf"^TimeDistributed\({inner.kind}\) has no PyTorch emitter: only layers that act on the "
-        r"last axis \(Identity, Linear, ReLU, ScaledDropout, Sigmoid, Tanh\) map over time "
-        r"natively$"
+        rf"^node 'time_distributed': TimeDistributed\({inner.kind}\) has no PyTorch emitter: only "
+        r"layers that act on the last axis \(Identity, Linear, ReLU, ScaledDropout, Sigmoid, "
+        r"Tanh\) map over time natively$"
     )
     with pytest.raises(ExportError, match=message):
         pytorch.to_source(model)
@@ -438,7 +441,9 @@ def test_export_error_is_a_spec_error() -> None:
 
 def test_verify_reports_a_wrong_activation(monkeypatch: pytest.MonkeyPatch) -> None:
     model = (Linear(4, 4) >> Tanh() >> Linear(4, 2)).to(np.float64)
-    monkeypatch.setitem(pytorch.EMITTERS, "Tanh", lambda s, t: Emitted("nn.Sigmoid()"))
+    monkeypatch.setitem(
+        pytorch.EMITTERS, Tanh, pytorch.Emitter(lambda s, t: Emitted("nn.Sigmoid()"))
+    )
     report = verify(model, np.random.default_rng(0).standard_normal((3, 4)))
     assert not report.ok(1e-7, 1e-9)
     assert report.diffs["output[0]"][0] > 1e-2
@@ -449,8 +454,9 @@ def test_verify_reports_a_wrong_activation(monkeypatch: pytest.MonkeyPatch) -> N
 def test_verify_refuses_a_wrong_output_structure(monkeypatch: pytest.MonkeyPatch) -> None:
     """An LSTM emitted without ``[0]`` returns ``(output, (h_n, c_n))``: never a silent match."""
     model = LSTM(4, 5).as_chain()
-    lstm = pytorch.EMITTERS["LSTM"]
-    monkeypatch.setitem(pytorch.EMITTERS, "LSTM", lambda s, t: attrs.evolve(lstm(s, t), suffix=""))
+    lstm = pytorch.emitter_for(LSTM(4, 5), "lstm").emit
+    without_index = pytorch.Emitter(lambda s, t: attrs.evolve(lstm(s, t), suffix=""))
+    monkeypatch.setitem(pytorch.EMITTERS, LSTM, without_index)
     with pytest.raises(ExportError, match=r"the exported module returns 3 arrays, the spec 1"):
         verify(model)
 
@@ -459,7 +465,8 @@ def test_verify_refuses_a_wrong_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     """``LastStep`` emitted as ``Reverse`` gives [T, B, F] where the spec has [B, F]: no
     broadcasting one onto the other."""
     model = LSTM(4, 5) >> LastStep()
-    monkeypatch.setitem(pytorch.EMITTERS, "LastStep", lambda s, t: pytorch._helper("Reverse", 0))
+    as_reverse = pytorch.Emitter(lambda s, t: pytorch.helper("Reverse", 0))
+    monkeypatch.setitem(pytorch.EMITTERS, LastStep, as_reverse)
     with pytest.raises(ExportError, match=r"output\[0\]: specchain has shape \[3, 5\]"):
         verify(model)
 

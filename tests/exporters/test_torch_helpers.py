@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from specchain.exporters import pytorch, torch_helpers
+from specchain.exporters import pytorch
+from specchain.exporters.pytorch import torch_helpers
 from specchain.modules import (
     Add,
     Concat,

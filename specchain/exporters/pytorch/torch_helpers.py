@@ -1,8 +1,10 @@
 """Small PyTorch modules for the specs that have no native ``torch.nn`` twin.
 
-The exporter copies the source of the classes a model needs into the generated ``model.py``
-(``inspect.getsource``), so each class must be self-contained: it may use only ``torch``, ``nn``
-and ``F``. Keeping them here, as real code, lets the tests import and check them directly.
+The exporter reads this file as text (``emitters.helper_classes``, with ``ast``; it never imports
+it, so exporting needs no torch) and copies the classes a model needs into the generated
+``model.py``. Each class must therefore be self-contained: it may use only ``torch``, ``nn`` and
+``F``. Keeping them here, as real code, lets the tests import and check them directly. An emitter
+names the class it needs with ``pytorch.helper("Reverse", axis)``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,78 @@
+"""PyTorch export: idiomatic source + weights + proof of equivalence, and import back.
+
+- ``to_source(model, class_name)`` writes one ``nn.Module`` class (``source.py``); each node's
+  line comes from the emitter registered for its spec's class (``emitters.py``).
+- ``export(model, out_dir)`` writes ``model.py``, ``weights.npz`` (no pickle), ``reference.npz``
+  (inputs and outputs recorded now) and ``test_model.py`` (a pytest file that checks them)
+  (``files.py``).
+- ``verify(model, inputs)`` runs the spec and the generated module side by side and reports the
+  largest differences of outputs, input gradients and every parameter gradient (``verify.py``).
+- ``load_torch_state(model, state_dict_or_module)`` fills a spec from PyTorch weights.
+
+A layer of your own exports once it registers an emitter, in its own file::
+
+    from specchain.exporters import pytorch
+
+    @pytorch.emitter(Softplus, pointwise=True)  # acts on the last axis only
+    def _emit_softplus(spec: Softplus, in_type: Type) -> pytorch.Emitted:
+        return pytorch.Emitted(pytorch.call("nn.Softplus", beta=spec.beta))  # nn.Softplus(beta=2.0)
+
+or declares ``pytorch.no_torch_twin(Softplus, "why, and what to do instead")``.
+
+Only ``verify.py`` uses torch, and only inside its functions: exporting needs no torch.
+"""
+
+from specchain.exporters.pytorch.emitters import (
+    EMITTERS,
+    HELPER_CLASSES,
+    Emitted,
+    Emitter,
+    ExportError,
+    NoTwin,
+    call,
+    emitter,
+    emitter_for,
+    helper,
+    helper_classes,
+    no_torch_twin,
+    non_default,
+    pointwise_kinds,
+)
+from specchain.exporters.pytorch.files import export
+from specchain.exporters.pytorch.naming import FILE_CONSTANTS, Names, assign_names, torch_state
+from specchain.exporters.pytorch.source import to_source
+from specchain.exporters.pytorch.verify import (
+    VerifyReport,
+    build_torch_module,
+    load_module_class,
+    load_torch_state,
+    verify,
+)
+
+__all__ = [
+    "EMITTERS",
+    "FILE_CONSTANTS",
+    "HELPER_CLASSES",
+    "Emitted",
+    "Emitter",
+    "ExportError",
+    "Names",
+    "NoTwin",
+    "VerifyReport",
+    "assign_names",
+    "build_torch_module",
+    "call",
+    "emitter",
+    "emitter_for",
+    "export",
+    "helper",
+    "helper_classes",
+    "load_module_class",
+    "load_torch_state",
+    "no_torch_twin",
+    "non_default",
+    "pointwise_kinds",
+    "to_source",
+    "torch_state",
+    "verify",
+]

@@ -1,0 +1,184 @@
+"""The emitter registry: how each spec class appears in a generated PyTorch module.
+
+A layer registers its emitter by class, next to the class (or in the user's own file)::
+
+    from specchain.exporters import pytorch
+
+    @pytorch.emitter(Linear, pointwise=True)
+    def _emit_linear(spec: Linear, in_type: Type) -> pytorch.Emitted:
+        return pytorch.Emitted(pytorch.call("nn.Linear", spec.in_features, spec.out_features))
+
+Lookup is by exact class: a subclass does not inherit its base's emitter (its ``forward`` may
+differ), so it registers its own. Registering a class again replaces the earlier entry, like
+re-running a notebook cell. A layer that has no PyTorch twin says so with ``no_torch_twin``, and
+exporting it raises ``ExportError`` with that reason.
+
+This module imports only ``attrs`` and the spec base: layer files import it at no cost, and it never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+
+from specchain.spec import NNModuleSpec
+from specchain.types import SpecError, Type
+
+HELPER_CLASSES = (
+    "Reverse",
+    "LastStep",
+    "Concat",
+    "Add",
+    "Select",
+    "Pack",
+    "ScaledDropout",
+    "MaskedDropout",
+    "OneHot",
+    "AttentionLSTM",
+)
+CUSTOM_LAYERS_DOC = "docs/custom_layers.md"
+
+S = TypeVar("S", bound=NNModuleSpec)
+
+
+class ExportError(SpecError):
+    """A model cannot be exported: a spec without a PyTorch emitter, or a bad class name."""
+
+
+@attrs.frozen
+class Emitted:
+    """How one node appears in the generated module.
+
+    ``constructor`` builds the attribute (``nn.Linear(8, 4)``); ``helper`` names the class of
+    ``torch_helpers.py`` it needs, copied into the file; ``splat`` passes a tuple input as separate
+    arguments (``lstm(x, (h0, c0))``); ``suffix`` post-processes the call (``[0]``: output without
+    state).
+    """
+
+    constructor: str
+    helper: str | None = None
+    splat: bool = False
+    suffix: str = ""
+
+
+EmitFunction = Callable[[Any, Type], Emitted]
+
+
+@attrs.frozen
+class Emitter:
+    """A registered emitter. ``pointwise``: the layer acts on the last axis only, so it maps over
+    time as it is (``TimeDistributed`` of it emits the layer itself)."""
+
+    emit: EmitFunction
+    pointwise: bool = False
+
+
+@attrs.frozen
+class NoTwin:
+    """A declared decision: the layer has no PyTorch twin, for the ``reason`` users read."""
+
+    reason: str
+
+
+EMITTERS: dict[type[NNModuleSpec], Emitter | NoTwin] = {}  # exact class -> its export decision
+
+
+def emitter(
+    cls: type[S], *, pointwise: bool = False
+) -> Callable[[Callable[[S, Type], Emitted]], Callable[[S, Type], Emitted]]:
+    """Decorator: register ``function(spec, in_type) -> Emitted`` as the emitter of ``cls``.
+
+    ``in_type`` is the node's input type (an emitter may depend on it, as ``Dropout`` does for
+    ``(x, mask)``). ``pointwise=True`` for layers that act on the last axis only. The function is
+    returned unchanged.
+    """
+    _check_class(cls, "@pytorch.emitter(MyLayer)")
+
+    def register(function: Callable[[S, Type], Emitted]) -> Callable[[S, Type], Emitted]:
+        EMITTERS[cls] = Emitter(function, pointwise=pointwise)
+        return function
+
+    return register
+
+
+def no_torch_twin(cls: type[NNModuleSpec], reason: str) -> None:
+    """Declare that ``cls`` has no PyTorch twin; exporting it raises ``ExportError`` with
+    ``reason`` (say why, and what to do instead)."""
+    _check_class(cls, "pytorch.no_torch_twin(MyLayer, 'why, and what to do instead')")
+    if not isinstance(reason, str) or not reason.strip():
+        raise TypeError(f"no_torch_twin({cls.__name__}, reason): reason must be a non-empty str")
+    EMITTERS[cls] = NoTwin(reason)
+
+
+def _check_class(cls: object, example: str) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, NNModuleSpec)):
+        what = example.lstrip("@").split("(")[0]
+        raise TypeError(f"{what} takes an NNModuleSpec subclass, got {cls!r}; e.g. {example}")
+
+
+def emitter_for(spec: NNModuleSpec, node: str) -> Emitter:
+    """The emitter registered for ``type(spec)`` (exactly), or an ``ExportError`` naming the
+    node, the kind and the fix."""
+    cls = type(spec)
+    found = EMITTERS.get(cls)
+    if isinstance(found, Emitter):
+        return found
+    if isinstance(found, NoTwin):
+        raise ExportError(f"node {node!r}: {cls.__name__} has no PyTorch twin: {found.reason}")
+    inherited = next((base for base in cls.__mro__[1:] if base in EMITTERS), None)
+    note = f" (emitters are not inherited from {inherited.__name__})" if inherited else ""
+    raise ExportError(
+        f"node {node!r}: no PyTorch emitter for {cls.__name__}{note}; register one with "
+        f"@pytorch.emitter({cls.__name__}); see {CUSTOM_LAYERS_DOC}"
+    )
+
+
+def pointwise_kinds() -> list[str]:
+    """The built-in kinds registered with ``pointwise=True`` (for messages)."""
+    return sorted(
+        cls.__name__
+        for cls, entry in EMITTERS.items()
+        if isinstance(entry, Emitter)
+        and entry.pointwise
+        and cls.__module__.startswith("specchain.")
+    )
+
+
+# --- what emitters write -----------------------------------------------------------------------
+
+
+def call(name: str, *args: Any, **kwargs: Any) -> str:
+    """``name(arg, key=value)`` with every constant written by ``repr``."""
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def non_default(spec: NNModuleSpec, **defaults: Any) -> dict[str, Any]:
+    """The fields of ``spec`` that differ from the given defaults, in the given order."""
+    return {k: getattr(spec, k) for k, d in defaults.items() if getattr(spec, k) != d}
+
+
+def helper(name: str, *args: Any) -> Emitted:
+    """An attribute built from the helper class ``name`` of ``torch_helpers.py``."""
+    return Emitted(call(name, *args), helper=name)
+
+
+def sibling_text(name: str) -> str:
+    """The text of a file of this package, read without importing it (no torch needed)."""
+    return (Path(__file__).parent / name).read_text(encoding="utf-8")
+
+
+def helper_classes() -> dict[str, str]:
+    """Source of each class in ``torch_helpers.py``, by name, read as text: exporting works
+    without torch installed."""
+    text = sibling_text("torch_helpers.py")
+    return {
+        node.name: ast.get_source_segment(text, node) or ""
+        for node in ast.parse(text).body
+        if isinstance(node, ast.ClassDef)
+    }

@@ -1,0 +1,69 @@
+"""``export``: the files of an export, and the flat reference file's helpers.
+
+``model.py`` (from ``to_source``), ``weights.npz`` (no pickle), ``reference.npz`` (inputs and
+outputs recorded now, with their tuple structure) and ``test_model.py`` (a copy of
+``reference_check.py``: a pytest file that checks them with torch alone).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from specchain.chain import SpecChain
+from specchain.examples import example_input
+from specchain.exporters.pytorch.emitters import sibling_text
+from specchain.exporters.pytorch.naming import assign_names, torch_state
+from specchain.exporters.pytorch.source import to_source
+
+
+def export(
+    model: SpecChain,
+    out_dir: str | Path,
+    class_name: str = "Model",
+    example: Any = None,
+) -> Path:
+    """Write ``model.py``, ``weights.npz``, ``reference.npz`` and ``test_model.py`` into
+    ``out_dir``; returns the path of ``model.py``. ``example`` is the reference input (default:
+    a seeded random input of the model's type)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = assign_names(model, class_name)
+    source = to_source(model, class_name)
+    (out / "model.py").write_text(source, encoding="utf-8")  # Python source's encoding
+    with open(out / "weights.npz", "wb") as handle:
+        np.savez(handle, **torch_state(model, names))  # type: ignore[arg-type]
+    inputs = example if example is not None else example_input(model, rng=0)
+    outputs = model(inputs)
+    arguments = inputs if len(names.arguments) > 1 else (inputs,)
+    reference = _flatten_named("input", arguments) | _flatten_named("output", (outputs,))
+    reference["structure"] = np.array(
+        json.dumps({"inputs": structure(arguments), "outputs": structure((outputs,))})
+    )
+    with open(out / "reference.npz", "wb") as handle:
+        np.savez(handle, **reference)  # type: ignore[arg-type]
+    (out / "test_model.py").write_text(sibling_text("reference_check.py"), encoding="utf-8")
+    return out / "model.py"
+
+
+def _flatten_named(prefix: str, value: Any) -> dict[str, np.ndarray]:
+    return {f"{prefix}_{i}": leaf for i, leaf in enumerate(leaves(value))}
+
+
+def leaves(value: Any) -> list[Any]:
+    """The arrays of a nested tuple/list, depth first."""
+    if isinstance(value, (tuple, list)):
+        return [leaf for item in value for leaf in leaves(item)]
+    return [value]
+
+
+def structure(value: Any, counter: list[int] | None = None) -> Any:
+    """Nested lists of leaf numbers, to rebuild tuples from the flat reference file."""
+    counter = [0] if counter is None else counter
+    if isinstance(value, (tuple, list)):
+        return [structure(item, counter) for item in value]
+    counter[0] += 1
+    return counter[0] - 1
