@@ -1,4 +1,4 @@
-"""Sequence plumbing: ``Reverse``, ``LastStep``, ``Concat``, ``Add``, ``Select``, ``Pack`` and
+"""Sequence plumbing: ``Reverse``, ``LastStep``, ``Concat``, ``Add``, ``Select`` and
 ``TimeDistributed``.
 
 Time-major like ``nn.LSTM(batch_first=False)``: the time axis is 0 unless ``axis=`` says otherwise.
@@ -318,11 +318,6 @@ def _emit_add(spec: Add, in_type: Type) -> pytorch.Emitted:
 @pytorch.emitter(Select)
 def _emit_select(spec: Select, in_type: Type) -> pytorch.Emitted:
     return pytorch.helper("Select", spec.index)
-
-
-@pytorch.emitter(Pack)
-def _emit_pack(spec: Pack, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("Pack")
 
 
 @pytorch.emitter(TimeDistributed)

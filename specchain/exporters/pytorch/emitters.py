@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from specchain.pack import Pack
 from specchain.spec import NNModuleSpec
 from specchain.types import SpecError, Type
 
@@ -182,3 +183,9 @@ def helper_classes() -> dict[str, str]:
         for node in ast.parse(text).body
         if isinstance(node, ast.ClassDef)
     }
+
+
+@emitter(Pack)
+def _emit_pack(spec: Pack, in_type: Type) -> Emitted:
+    """The graph's own tuple-grouping node (``specchain.pack``)."""
+    return helper("Pack")
