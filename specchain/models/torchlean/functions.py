@@ -276,9 +276,9 @@ def lstm_lm_forward(
     ``k`` from state ``k`` while both lists have an item (the matched prefix) and stops there:
     layers without a state are skipped, the dropout and projection read the hidden stream of the
     last layer run (the embedding if none ran), and states without a layer come back unchanged
-    after the new ones, so the logits are those of a shallower model. Its later revision returns
-    ``none`` instead. This raises a ``SpecError`` naming both lengths, refusing the call as that
-    revision does."""
+    after the new ones; with fewer states than layers the logits are a shallower model's. Its
+    later revision returns ``none`` instead. This raises a ``SpecError`` naming both lengths,
+    refusing the call as that revision does."""
     x, tokens = _lm_inputs(model, inputs, initial_states)
     logits, (h_n, c_n) = model.chain_with_final_state(tokens, dropout_inference)(x)
     return logits, unstack(h_n, c_n)
