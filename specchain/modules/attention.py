@@ -1,4 +1,10 @@
-"""``AttentionLSTM``: TorchLean's attention encoder/decoder as one spec, forward and backward.
+"""``AttentionLSTM``: an attention encoder/decoder over the parameters of TorchLean's
+``AttentionLSTMModel``, as one spec, forward and backward.
+
+TorchLean defines that record only (``encoder_lstm`` I -> H, ``decoder_lstm`` I + H -> H,
+``attention_weights`` 2H -> 1, ``output_layer`` H -> O) and no forward pass: its comment leaves
+"additive, dot-product, or domain-specific attention semantics" to the forward. The equations
+below are this library's choice, not TorchLean's definition.
 
 Input ``(source [S, B, I], decoder_inputs [T, B, I])`` (teacher forcing: the decoder reads the
 given inputs, not its own predictions); output ``[T, B, O]``. With ``e_j`` the encoder outputs and
@@ -11,9 +17,10 @@ given inputs, not its own predictions); output ``[T, B, O]``. With ``e_j`` the e
     h_t, c_t    = decoder([x_t; ctx_t], (h_{t-1}, c_{t-1}))           LSTMCell (I + H) -> H
     y_t         = output(h_t)                                         Linear H -> O
 
-Note (faithful to TorchLean's definition): the scorer is linear, so the decoder-state half of
-``attention_weights`` adds the same amount to every source position and cancels in the softmax.
-Those weights get an exactly zero gradient; a tanh-scored (Bahdanau) variant would differ.
+Note: the scorer is linear, as the record's single ``attention_weights`` layer (2H -> 1) allows
+with no further parameters, so the decoder-state half of ``attention_weights`` adds the same
+amount to every source position and cancels in the softmax. Those weights get an exactly zero
+gradient; a tanh-scored (Bahdanau) variant would differ.
 
 Parameters are those of the parts, under ``encoder.``, ``decoder.``, ``attention_weights.`` and
 ``output.`` (``encoder.weight_ih_l0``, ``decoder.weight_ih``, ...), matching a PyTorch module with

@@ -205,7 +205,7 @@ def test_in_place_edits_of_a_record_are_seen(rng: np.random.Generator) -> None:
     model = tl.SimpleLSTMModel.init(IN, HID, OUT, rng=0, dtype=np.float64)
     x = _x(rng, np.float64, T, B, IN)
     before, _ = tl.simple_lstm_sequence_forward(model, x)
-    model.output.bias[:] += 1.0
+    model.output_layer.bias[:] += 1.0
     after, _ = tl.simple_lstm_sequence_forward(model, x)
     assert_close(after, before + 1.0)
 
@@ -216,6 +216,159 @@ def test_models_package_reexports() -> None:
     assert models.torchlean is tl
     assert models.SimpleLSTMModel is tl.SimpleLSTMModel
     assert set(tl.__all__) <= set(dir(tl))
+
+
+# --- field names as in LstmModels.lean, the earlier names as aliases ------------------------------
+
+LEAN_FIELDS: list[tuple[type[Any], list[str]]] = [
+    (tl.SimpleLSTMModel, ["lstm", "output_layer"]),
+    (tl.MultiLayerLSTMModel, ["first_layer", "hidden_layers", "output_layer"]),
+    (tl.LSTMClassifier, ["lstm", "classifier"]),
+    (tl.LSTMGenerator, ["embedding", "lstm", "output_projection"]),
+    (tl.BiLSTMModel, ["forward_lstm", "backward_lstm", "output_layer"]),
+    (tl.LSTMLanguageModel, ["embedding", "lstm_layers", "output_projection", "dropout_rate"]),
+    (
+        tl.AttentionLSTMModel,
+        ["encoder_lstm", "decoder_lstm", "attention_weights", "output_layer"],
+    ),
+    (tl.SimpleLSTMModelGrads, ["lstm", "output_layer"]),
+    (tl.MultiLayerLSTMModelGrads, ["first_layer", "hidden_layers", "output_layer"]),
+    (tl.BiLSTMModelGrads, ["forward_lstm", "backward_lstm", "output_layer"]),
+    (tl.LSTMLanguageModelGrads, ["embedding", "lstm_layers", "output_projection"]),
+    (
+        tl.AttentionLSTMModelGrads,
+        ["encoder_lstm", "decoder_lstm", "attention_weights", "output_layer"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "fields"), [pytest.param(c, f, id=c.__name__) for c, f in LEAN_FIELDS]
+)
+def test_fields_are_named_as_in_the_lean_file(cls: type[Any], fields: list[str]) -> None:
+    """The structures' fields of ``LstmModels.lean``, in their order (the gradient records of the
+    models TorchLean gives none repeat their model's fields)."""
+    assert [a.name for a in attrs.fields(cls) if a.init] == fields
+
+
+def _records_and_grads(rng: np.random.Generator) -> list[tuple[Any, Any]]:
+    """One record of each renamed kind, with the gradients of one backward pass."""
+    x = _x(rng, np.float64, T, B, IN)
+    simple = tl.SimpleLSTMModel.init(IN, HID, OUT, rng=0, dtype=np.float64)
+    multi = tl.MultiLayerLSTMModel.init(IN, HID, OUT, 3, rng=0, dtype=np.float64)
+    bi = tl.BiLSTMModel.init(IN, HID, OUT, rng=0, dtype=np.float64)
+    att = tl.AttentionLSTMModel.init(IN, HID, OUT, rng=0, dtype=np.float64)
+    g = _x(rng, np.float64, T, B, OUT)
+    return [
+        (simple, tl.simple_lstm_backward(simple, x, None, g)[0]),
+        (multi, tl.multilayer_lstm_backward(multi, x, None, g)[0]),
+        (bi, tl.bilstm_backward(bi, x, None, None, g)[0]),
+        (att, tl.attention_lstm_backward(att, x, x, g)[0]),
+    ]
+
+
+ALIASES = {"output": "output_layer", "encoder": "encoder_lstm", "decoder": "decoder_lstm"}
+
+
+def test_earlier_names_are_read_only_aliases(rng: np.random.Generator) -> None:
+    """``output``, ``encoder``, ``decoder`` give the very objects of ``output_layer``,
+    ``encoder_lstm``, ``decoder_lstm``, on records and gradient records alike; ``layers`` is
+    ``(first_layer, *hidden_layers)``; none of them can be assigned."""
+    checked = set()
+    for record, grads in _records_and_grads(rng):
+        for value in (record, grads):
+            for old, new in ALIASES.items():
+                if hasattr(type(value), old):
+                    assert getattr(value, old) is getattr(value, new)
+                    with pytest.raises(AttributeError):
+                        setattr(value, old, getattr(value, new))
+                    checked.add((type(value).__name__, old))
+            if isinstance(value, (tl.MultiLayerLSTMModel, tl.MultiLayerLSTMModelGrads)):
+                assert value.layers == (value.first_layer, *value.hidden_layers)
+                assert len(value.layers) == 3
+                with pytest.raises(AttributeError):
+                    value.layers = value.layers  # type: ignore[misc]
+                checked.add((type(value).__name__, "layers"))
+    assert len(checked) == 14
+    linear = tl.LinearParams.init(IN, OUT, rng=0)
+    assert linear.weights is linear.weight  # LinearSpec's field name
+    with pytest.raises(AttributeError):
+        linear.weights = linear.weight  # type: ignore[misc]
+
+
+def test_multilayer_from_layers_is_first_and_hidden_layers() -> None:
+    model = tl.MultiLayerLSTMModel.init(IN, HID, OUT, 3, rng=0)
+    again = tl.MultiLayerLSTMModel.from_layers(list(model.layers), model.output_layer)
+    assert_records_equal(again, model)
+    assert again.hidden_layers == model.layers[1:] and model.num_layers == 3
+    single = tl.MultiLayerLSTMModel(model.first_layer, (), model.output_layer)
+    assert single.num_layers == 1 and single.layers == (model.first_layer,)
+    assert set(single.state_dict()) == {
+        "lstm.weight_ih_l0",
+        "lstm.weight_hh_l0",
+        "lstm.bias_ih_l0",
+        "lstm.bias_hh_l0",
+        "head.weight",
+        "head.bias",
+    }
+
+
+# --- the records' public chains and gradient reading ------------------------------------------
+
+
+def test_cached_chain_is_built_once_and_reloaded(rng: np.random.Generator) -> None:
+    """``cached_chain()`` (and the two state-typed chains) are one object per record, reloaded
+    with the record's arrays at every call; ``to_chain()`` is a new chain each time."""
+    model = tl.SimpleLSTMModel.init(IN, HID, OUT, rng=0, dtype=np.float64)
+    x = _x(rng, np.float64, T, B, IN)
+    for method in (model.cached_chain, model.chain_with_initial_state):
+        assert method() is method()
+    assert model.chain_with_final_state() is model.chain_with_final_state()
+    assert model.to_chain() is not model.to_chain()
+    before = model.cached_chain()(x)
+    model.output_layer.bias[:] += 1.0
+    assert_close(model.cached_chain()(x), before + 1.0)
+    assert_close(model.to_chain()(x), before + 1.0)
+
+
+def test_state_chains_are_what_the_functions_run(rng: np.random.Generator) -> None:
+    """``chain_with_initial_state()`` takes ``(x, (h0, c0))`` stacked ``[N, B, H]`` and gives the
+    outputs; ``chain_with_final_state()`` gives the final state too."""
+    x, (h0, c0) = _x(rng, np.float64, T, B, IN), _state(rng, np.float64, B)
+    simple = tl.SimpleLSTMModel.init(IN, HID, OUT, rng=0, dtype=np.float64)
+    ys, (h, c) = tl.simple_lstm_sequence_forward(simple, x, (h0, c0))
+    stacked = (x, (h0[None], c0[None]))
+    assert_close(simple.chain_with_initial_state()(stacked), ys)
+    ys2, (h2, c2) = simple.chain_with_final_state()(stacked)
+    assert_close(ys2, ys)
+    assert_close(h2[0], h)
+    assert_close(c2[0], c)
+    bi = tl.BiLSTMModel.init(IN, HID, OUT, rng=0, dtype=np.float64)
+    both = (x, (np.stack([h0, h0]), np.stack([c0, c0])))
+    assert_close(bi.chain_with_initial_state()(both), tl.bilstm_forward(bi, x, (h0, c0), (h0, c0)))
+    att = tl.AttentionLSTMModel.init(IN, HID, OUT, rng=0, dtype=np.float64)
+    assert_close(att.cached_chain()((x, x)), tl.attention_lstm_forward(att, x, x))
+
+
+def test_grads_by_field_reads_a_chains_gradients(rng: np.random.Generator) -> None:
+    """A chain's ``state_dict``-named gradients, read by the record's fields: what the gradient
+    records are built from."""
+    model = tl.MultiLayerLSTMModel.init(IN, HID, OUT, 2, rng=0, dtype=np.float64)
+    x, g = _x(rng, np.float64, T, B, IN), _x(rng, np.float64, T, B, OUT)
+    chain = model.to_chain()
+    _, tape = chain.forward(x)
+    _, raw = chain.backward(tape, g)
+    by_field = model.grads_by_field(raw)
+    assert list(by_field) == ["first_layer", "hidden_layers", "output_layer"]
+    assert isinstance(by_field["first_layer"], LSTMGrads)
+    assert len(by_field["hidden_layers"]) == 1
+    assert isinstance(by_field["output_layer"], LinearGrads)
+    assert_close(by_field["output_layer"].dW, raw["head.weight"], "dW")
+    assert_close(by_field["hidden_layers"][0].d_forget_bias, raw["lstm.bias_ih_l1"][HID : 2 * HID])
+    grads, _, _ = tl.multilayer_lstm_backward(model, x, None, g)
+    expected = _arrays(grads)
+    for name, array in _arrays(tl.MultiLayerLSTMModelGrads(**by_field)).items():
+        assert_close(array, expected[name], name)
 
 
 # --- SimpleLSTMModel ---------------------------------------------------------------------------
@@ -253,7 +406,7 @@ def test_simple_lstm_matches_torch(dtype: Any, rng: np.random.Generator) -> None
     assert_close(dc0, c0t.grad, "dc0")
     assert isinstance(grads, tl.SimpleLSTMModelGrads)
     assert_lstm_grads(grads.lstm, lstm)
-    assert_linear_grads(grads.output, head)
+    assert_linear_grads(grads.output_layer, head)
 
 
 def test_simple_lstm_forward_steps_through_the_sequence(rng: np.random.Generator) -> None:
@@ -279,7 +432,7 @@ def test_simple_lstm_zero_state_default_and_packager(rng: np.random.Generator) -
     ys, _ = tl.simple_lstm_sequence_forward(model, xs)
     assert_close(ys, tl.simple_lstm_sequence_forward(model, xs, zeros)[0])
     assert_close(tl.simple_lstm_to_module_spec(model)(xs), ys)
-    assert_close(tl.simple_lstm_model_spec(model.lstm, model.output)(xs), ys)
+    assert_close(tl.simple_lstm_model_spec(model.lstm, model.output_layer)(xs), ys)
     single, _ = tl.simple_lstm_sequence_forward(model, xs[:, 0])
     assert_close(single, ys[:, 0])
 
@@ -407,6 +560,88 @@ def test_lstm_lm_tokens_are_one_hot_vectors(rng: np.random.Generator) -> None:
     assert_close(single_finals[1][1], finals[1][1][0])
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _hand_lm(
+    model: tl.LSTMLanguageModel, xs: np.ndarray, keep: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """TorchLean's ``lstmLmForward`` written out for one layer and one example ``[T, V]``:
+    ``f = sigmoid(W_f [x; h] + b_f)``, ... , ``c = f c + i g``, ``h = o tanh(c)``, then the
+    projection of ``keep * h``. Returns ``(logits [T, V], hidden states [T, H])``."""
+    (layer,) = model.lstm_layers
+    h = c = np.zeros(HID)
+    hs = []
+    for x in xs:
+        z = np.concatenate([model.embedding.weight @ x + model.embedding.bias, h])
+        f = _sigmoid(layer.forget_weights @ z + layer.forget_bias)
+        i = _sigmoid(layer.input_weights @ z + layer.input_bias)
+        g = np.tanh(layer.candidate_weights @ z + layer.candidate_bias)
+        o = _sigmoid(layer.output_weights @ z + layer.output_bias)
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        hs.append(h)
+    hidden = np.stack(hs)
+    projection = model.output_projection
+    return (keep * hidden) @ projection.weight.T + projection.bias, hidden
+
+
+def test_lstm_lm_dropout_inference_by_hand(rng: np.random.Generator) -> None:
+    """``"seed"`` (the default) scales the LSTM's output by ``1 - p`` before the projection,
+    ``"identity"`` leaves it alone; the backward follows: the projection's ``dW`` is
+    ``sum_t g_t (keep h_t)^T`` and every gradient below the dropout scales by ``keep``."""
+    p = 0.3
+    model = tl.LSTMLanguageModel.init(VOCAB, HID, 1, p, rng=4, dtype=np.float64)
+    xs = _x(rng, np.float64, T, VOCAB)
+    g = _x(rng, np.float64, T, VOCAB)
+    by_mode = {}
+    for mode, keep in (("seed", 1 - p), ("identity", 1.0)):
+        expected, hidden = _hand_lm(model, xs, keep)
+        logits, _ = tl.lstm_lm_forward(model, xs, dropout_inference=mode)  # type: ignore[arg-type]
+        assert_close(logits, expected, mode)
+        grads, d_inputs, _ = tl.lstm_lm_backward(
+            model,
+            xs,
+            None,
+            g,
+            dropout_inference=mode,  # type: ignore[arg-type]
+        )
+        assert_close(grads.output_projection.dW, g.T @ (keep * hidden), f"{mode} dW")
+        assert_close(grads.output_projection.db, g.sum(axis=0), f"{mode} db")
+        by_mode[mode] = (grads, d_inputs)
+    assert_close(tl.lstm_lm_forward(model, xs)[0], _hand_lm(model, xs, 1 - p)[0], "default")
+    (seed, d_seed), (identity, d_identity) = by_mode["seed"], by_mode["identity"]
+    assert_close(d_seed, (1 - p) * d_identity, "d inputs")
+    assert_close(seed.embedding.dW, (1 - p) * identity.embedding.dW, "embedding dW")
+    assert_close(
+        seed.lstm_layers[0].d_candidate_weights,
+        (1 - p) * identity.lstm_layers[0].d_candidate_weights,
+        "d_candidate_weights",
+    )
+
+
+def test_lstm_lm_identity_dropout_is_torch_eval(rng: np.random.Generator) -> None:
+    """``"identity"`` is ``nn.Dropout`` in ``eval()``: the chain holds a ``Dropout(p)`` (which
+    ``from_chain`` reads back), and the logits and final states are torch's without scaling."""
+    model = tl.LSTMLanguageModel.init(VOCAB, HID, 2, 0.4, rng=1, dtype=np.float64)
+    xs = _x(rng, np.float64, T, B, VOCAB)
+    chain = model.to_chain(dropout_inference="identity")
+    assert chain.nodes == ["embedding", "lstm", "dropout", "projection"]
+    assert model.to_chain().nodes == ["embedding", "lstm", "scaled_dropout", "projection"]
+    assert tl.LSTMLanguageModel.from_chain(chain).dropout_rate == 0.4
+    run = _torch_lm(model, 2, 1.0, np.float64)
+    zeros = torch.zeros(2, B, HID, dtype=torch.float64)
+    yt, (ht, _) = run(torch_from(xs), zeros, zeros)
+    logits, finals = tl.lstm_lm_forward(model, xs, dropout_inference="identity")
+    assert_close(logits, yt, "logits")
+    assert_close(finals[1][0], ht[1], "h_n[1]")
+    assert_close(chain(xs), logits, "to_chain")
+    tokens = rng.integers(0, VOCAB, size=(T, B))
+    by_tokens = model.to_chain(tokens=True, dropout_inference="identity")(tokens)
+    assert_close(by_tokens, tl.lstm_lm_forward(model, np.eye(VOCAB)[tokens], None, "identity")[0])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_lstm_generator_matches_torch(dtype: Any, rng: np.random.Generator) -> None:
     model = tl.LSTMGenerator.init(VOCAB, HID, rng=1, dtype=dtype)
@@ -457,7 +692,7 @@ def test_bilstm_matches_torch(dtype: Any, rng: np.random.Generator) -> None:
         assert_close(d[1], c0t.grad[k], f"dc0[{k}]")
     assert_lstm_grads(grads.forward_lstm, lstm, "_l0")
     assert_lstm_grads(grads.backward_lstm, lstm, "_l0_reverse")
-    assert_linear_grads(grads.output, head)
+    assert_linear_grads(grads.output_layer, head)
     assert_close(tl.bilstm_to_module_spec(model)(xs), tl.bilstm_forward(model, xs))
     single = tl.bilstm_forward(model, xs[:, 1], (fwd[0][1], fwd[1][1]), (bwd[0][1], bwd[1][1]))
     assert_close(single, ys[:, 1], "a single example [T, I]")
@@ -474,7 +709,7 @@ def test_bilstm_is_a_forward_and_a_reversed_lstm(rng: np.random.Generator) -> No
         tl.SimpleLSTMModel(model.backward_lstm, zero_head), xs[::-1].copy()
     )[0][::-1]
     both = np.concatenate([fwd, bwd], axis=2)
-    expected = both @ model.output.weight.T + model.output.bias
+    expected = both @ model.output_layer.weight.T + model.output_layer.bias
     assert_close(tl.bilstm_forward(model, xs), expected)
 
 
@@ -507,15 +742,16 @@ def test_multilayer_lstm_matches_torch(dtype: Any, rng: np.random.Generator) -> 
         assert_close(finals[k][1], ct[k], f"c_n[{k}]")
         assert_close(d_states[k][0], h0t.grad[k], f"dh0[{k}]")
         assert_close(d_states[k][1], c0t.grad[k], f"dc0[{k}]")
-        assert_lstm_grads(grads.layers[k], lstm, f"_l{k}")
-    assert_linear_grads(grads.output, head)
+        layer_grads = grads.first_layer if k == 0 else grads.hidden_layers[k - 1]
+        assert_lstm_grads(layer_grads, lstm, f"_l{k}")
+    assert_linear_grads(grads.output_layer, head)
 
 
 def test_multilayer_lstm_spec_is_two_separate_layers(rng: np.random.Generator) -> None:
     """TorchLean's two-spec ``multilayerLstmSpec`` (``zoo.two_layer``) computes what the stacked
     record does with the same two layers."""
     model = tl.MultiLayerLSTMModel.init(IN, HID, OUT, 2, rng=1, dtype=np.float64)
-    chain = tl.multilayer_lstm_spec(model.layers[0], model.layers[1], model.output)
+    chain = tl.multilayer_lstm_spec(model.first_layer, model.hidden_layers[0], model.output_layer)
     assert chain.nodes == zoo.two_layer(IN, HID, OUT).nodes
     xs = _x(rng, np.float64, T, B, IN)
     assert_close(chain(xs), tl.multilayer_lstm_forward(model, xs)[0])
@@ -542,10 +778,10 @@ def test_attention_lstm_matches_torch_twin(dtype: Any, rng: np.random.Generator)
     assert_close(d_source, st.grad, "d source")
     assert_close(d_targets, tt.grad, "d decoder_inputs")
     core = twin.attention
-    assert_lstm_grads(grads.encoder, core.encoder)
-    assert_lstm_grads(grads.decoder, core.decoder, "")
+    assert_lstm_grads(grads.encoder_lstm, core.encoder)
+    assert_lstm_grads(grads.decoder_lstm, core.decoder, "")
     assert_linear_grads(grads.attention_weights, core.attention_weights)
-    assert_linear_grads(grads.output, core.output)
+    assert_linear_grads(grads.output_layer, core.output)
 
     _, _, d_one = tl.attention_lstm_backward(model, source[:, 1], targets[:, 1], g[:, 1])
     assert_close(tl.attention_lstm_forward(model, source[:, 1], targets[:, 1]), ys[:, 1])
@@ -649,7 +885,7 @@ def test_lstm_classifier_backward_finite_differences(rng: np.random.Generator) -
     # the same arrays, seen through a record whose fields match SimpleLSTMModelGrads'
     view = tl.SimpleLSTMModel(model.lstm, model.classifier)
     pairs = _param_pairs(view, tl.SimpleLSTMModelGrads(lstm, head))
-    pairs = {k.replace("output.", "classifier."): v for k, v in pairs.items()}
+    pairs = {k.replace("output_layer.", "classifier."): v for k, v in pairs.items()}
     pairs.update({"inputs": (xs, dxs)})
     assert {"classifier.weight", "lstm.forget_bias"} <= set(pairs)
     check_finite_differences(run, pairs)
@@ -743,7 +979,7 @@ ERRORS = [
         "output_reads_another_hidden_size",
         lambda: tl.SimpleLSTMModel(_lstm(IN, 5), _linear(6, OUT)),
         sc.SpecError,
-        r"^SimpleLSTMModel: output\.in_features is 6 but lstm\.hidden_size is 5; "
+        r"^SimpleLSTMModel: output_layer\.in_features is 6 but lstm\.hidden_size is 5; "
         r"they must be equal$",
     ),
     ErrorInput(
@@ -756,7 +992,7 @@ ERRORS = [
         "bilstm_output_not_2h",
         lambda: tl.BiLSTMModel(_lstm(IN, HID), _lstm(IN, HID), _linear(HID, OUT)),
         sc.SpecError,
-        r"^BiLSTMModel: output\.in_features is 4 but 2 \* forward_lstm\.hidden_size is 8; ",
+        r"^BiLSTMModel: output_layer\.in_features is 4 but 2 \* forward_lstm\.hidden_size is 8; ",
     ),
     ErrorInput(
         "bilstm_directions_differ",
@@ -766,15 +1002,16 @@ ERRORS = [
     ),
     ErrorInput(
         "multilayer_second_layer_reads_wrong_size",
-        lambda: tl.MultiLayerLSTMModel([_lstm(IN, HID), _lstm(3, HID)], _linear(HID, OUT)),
+        lambda: tl.MultiLayerLSTMModel(_lstm(IN, HID), [_lstm(3, HID)], _linear(HID, OUT)),
         sc.SpecError,
-        r"^MultiLayerLSTMModel: layers\[1\]\.input_size is 3 but layers\[0\]\.hidden_size is 4; ",
+        r"^MultiLayerLSTMModel: hidden_layers\[0\]\.input_size is 3 but first_layer\.hidden_size "
+        r"is 4; ",
     ),
     ErrorInput(
         "multilayer_no_layers",
-        lambda: tl.MultiLayerLSTMModel([], _linear(HID, OUT)),
+        lambda: tl.MultiLayerLSTMModel.from_layers([], _linear(HID, OUT)),
         sc.SpecError,
-        r"^MultiLayerLSTMModel\.layers needs at least one LSTM layer$",
+        r"^MultiLayerLSTMModel\.from_layers needs at least one LSTM layer \(the first_layer\)$",
     ),
     ErrorInput(
         "generator_projection_to_another_vocabulary",
@@ -807,6 +1044,18 @@ ERRORS = [
         r"pass one \(h, c\) per layer$",
     ),
     ErrorInput(
+        "lm_dropout_inference_unknown",
+        lambda: tl.lstm_lm_forward(
+            _lm(1),
+            np.zeros((T, B), np.int64),
+            None,
+            "eval",  # type: ignore[arg-type]
+        ),
+        ValueError,
+        r"^dropout_inference must be 'seed' \(y = \(1 - p\) \* x, TorchLean's first revision\) or "
+        r"'identity' \(y = x, its later evaluation-mode dropout\), got 'eval'$",
+    ),
+    ErrorInput(
         "lm_backward_states_and_layers_differ",
         lambda: tl.lstm_lm_backward(
             _lm(2), np.zeros((T, B), np.int64), [None], np.zeros((T, B, VOCAB), np.float32)
@@ -830,8 +1079,8 @@ ERRORS = [
             _lstm(IN, HID), _lstm(IN, HID), _linear(2 * HID, 1), _linear(HID, OUT)
         ),
         sc.SpecError,
-        r"^AttentionLSTMModel: decoder\.input_size is 3 but encoder input_size \+ hidden_size "
-        r"is 7; ",
+        r"^AttentionLSTMModel: decoder_lstm\.input_size is 3 but encoder_lstm input_size \+ "
+        r"hidden_size is 7; ",
     ),
     ErrorInput(
         "attention_scorer_gives_two_scores",
@@ -866,14 +1115,14 @@ ERRORS = [
             tl.LinearParams(np.zeros((OUT, HID), np.float32), np.zeros(3, np.float32)),
         ),
         sc.ShapeError,
-        r"^output\.bias has shape \[3\], expected \[2\] \(weight is \[2, 4\]\)$",
+        r"^output_layer\.bias has shape \[3\], expected \[2\] \(weight is \[2, 4\]\)$",
     ),
     ErrorInput(
         "mixed_dtypes",
         lambda: tl.SimpleLSTMModel(_lstm(IN, HID), _linear(HID, OUT, np.float64)),
         TypeError,
         r"^SimpleLSTMModel mixes dtypes float32 \(lstm\.forget_weights\), float64 "
-        r"\(output\.weight\); use one of float32 / float64$",
+        r"\(output_layer\.weight\); use one of float32 / float64$",
     ),
     ErrorInput(
         "not_gate_params",

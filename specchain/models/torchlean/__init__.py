@@ -16,11 +16,19 @@ Conventions:
   states are ``[H]`` instead of ``[B, H]``. Token inputs are integer ``[T, B]`` (or ``[T]``).
 - A state is the pair ``(h, c)``, each ``[B, H]``; ``None`` means zeros. Multi-layer functions take
   and return a list with one pair per layer.
+- Records' fields are named as in ``LstmModels.lean`` (``output_layer``, ``first_layer`` /
+  ``hidden_layers``, ``encoder_lstm`` / ``decoder_lstm``, ...); the names this package used before
+  (``output``, ``layers``, ``encoder``, ``decoder``) are read-only aliases.
 - Every record has ``init(sizes..., rng=None, dtype=np.float32)`` (PyTorch's default
-  initialisation, like the specs), ``state_dict()``, ``to_chain()`` and ``from_chain(chain)``.
-  Its sizes are read off the arrays and checked against each other when it is built.
+  initialisation, like the specs), ``state_dict()``, ``to_chain()``, ``from_chain(chain)`` and
+  ``grads_by_field(grads)``; the chains the functions run are public too (``cached_chain()``,
+  ``chain_with_initial_state()``, ``chain_with_final_state()``, where they apply). Its sizes are
+  read off the arrays and checked against each other when it is built.
 - Gradients come back as TorchLean's records (``LSTMGrads``, ``LinearGrads`` and one record per
   model with the model's field names), inputs' and states' gradients as arrays shaped like them.
+- ``LSTMLanguageModel``'s inference dropout follows either revision of TorchLean's
+  ``dropoutInferenceSpec`` (``DropoutInference``): ``(1 - p) * x`` by default (``"seed"``, the
+  revision this port follows) or the identity (``"identity"``, its later evaluation-mode dropout).
 - Building a chain here never advances the library-wide generator (``sc.seed``): the throwaway
   initial weights it draws are replaced by the record's, and the generator's state is restored.
 
@@ -30,8 +38,8 @@ package's own):
 - ``parts``: ``LinearParams``, PyTorch's default LSTM initialisation, the size and kind checks.
 - ``layout``: where each part's arrays live in a chain's ``state_dict`` (slots), both ways.
 - ``chains``: building, typing and loading the chains the records run.
-- ``record``: ``Model``, what every record shares, and ``SequenceModel`` / ``SizedModel`` for
-  the records over float sequences.
+- ``record``: ``Model``, what every record shares, and ``SequenceModel`` / ``StateModel`` /
+  ``SizedModel`` for the records over float sequences.
 - ``sequence_models``, ``language``, ``attention``: the records; ``grads``: their gradients.
 - ``inputs``: the functions' input and state checks; ``functions``: the forward / backward
   functions; ``builders``: TorchLean's chain builders and packagers.
@@ -75,7 +83,11 @@ from specchain.models.torchlean.grads import (
     SimpleLSTMModelGrads,
 )
 from specchain.models.torchlean.inputs import State
-from specchain.models.torchlean.language import LSTMGenerator, LSTMLanguageModel
+from specchain.models.torchlean.language import (
+    DropoutInference,
+    LSTMGenerator,
+    LSTMLanguageModel,
+)
 from specchain.models.torchlean.layout import Layout as Layout
 from specchain.models.torchlean.parts import LinearParams
 from specchain.models.torchlean.sequence_models import (
@@ -90,6 +102,7 @@ __all__ = [
     "AttentionLSTMModelGrads",
     "BiLSTMModel",
     "BiLSTMModelGrads",
+    "DropoutInference",
     "LSTMClassifier",
     "LSTMGenerator",
     "LSTMLanguageModel",

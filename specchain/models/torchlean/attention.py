@@ -18,31 +18,56 @@ from specchain.modules.gatewise import LSTMGateParams
 
 @attrs.frozen(eq=False)
 class AttentionLSTMModel(SizedModel):
-    """TorchLean's attention encoder/decoder (equations in ``specchain.modules.attention``):
-    ``encoder`` LSTM ``I`` -> ``H``, ``decoder`` LSTM cell ``I + H`` -> ``H``,
-    ``attention_weights`` linear ``2H`` -> ``1``, ``output`` linear ``H`` -> ``O``.
-    Chain: ``zoo.attention_seq2seq`` (one ``AttentionLSTM`` node, ``attention``)."""
+    """TorchLean's ``AttentionLSTMModel`` record: ``encoder_lstm`` LSTM ``I`` -> ``H``,
+    ``decoder_lstm`` LSTM cell ``I + H`` -> ``H`` (input and context), ``attention_weights``
+    linear ``2H`` -> ``1`` (one score) and ``output_layer`` linear ``H`` -> ``O``.
 
-    _first_field: ClassVar[str] = "encoder"
-    encoder: LSTMGateParams = attrs.field(validator=parts.gate_params)
-    decoder: LSTMGateParams = attrs.field(validator=parts.gate_params)
+    TorchLean defines these parameters only, no forward pass ("Forward passes can choose
+    additive, dot-product, or domain-specific attention semantics while sharing this typed
+    parameter bundle"). The forward run here is ours, ``specchain.modules.attention``'s
+    ``AttentionLSTM``. Chain: ``zoo.attention_seq2seq`` (one ``AttentionLSTM`` node,
+    ``attention``). The names this package used before (``encoder``, ``decoder``, ``output``)
+    stay as read-only aliases."""
+
+    _first_field: ClassVar[str] = "encoder_lstm"
+    encoder_lstm: LSTMGateParams = attrs.field(validator=parts.gate_params)
+    decoder_lstm: LSTMGateParams = attrs.field(validator=parts.gate_params)
     attention_weights: LinearParams = attrs.field(validator=parts.linear_params)
-    output: LinearParams = attrs.field(validator=parts.linear_params)
+    output_layer: LinearParams = attrs.field(validator=parts.linear_params)
 
     def _check_sizes(self) -> None:
         name = "AttentionLSTMModel"
-        i, h = parts.lstm_sizes(self.encoder, "encoder")
-        dec_in, dec_h = parts.lstm_sizes(self.decoder, "decoder")
-        parts.same(name, "decoder.hidden_size", dec_h, "encoder.hidden_size", h)
-        parts.same(name, "decoder.input_size", dec_in, "encoder input_size + hidden_size", i + h)
+        i, h = parts.lstm_sizes(self.encoder_lstm, "encoder_lstm")
+        dec_in, dec_h = parts.lstm_sizes(self.decoder_lstm, "decoder_lstm")
+        parts.same(name, "decoder_lstm.hidden_size", dec_h, "encoder_lstm.hidden_size", h)
+        parts.same(
+            name, "decoder_lstm.input_size", dec_in, "encoder_lstm input_size + hidden_size", i + h
+        )
         att_in, att_out = parts.linear_sizes(self.attention_weights, "attention_weights")
-        parts.same(name, "attention_weights.in_features", att_in, "2 * encoder.hidden_size", 2 * h)
+        parts.same(
+            name, "attention_weights.in_features", att_in, "2 * encoder_lstm.hidden_size", 2 * h
+        )
         parts.same(name, "attention_weights.out_features", att_out, "one score", 1)
-        self._check_head("encoder.hidden_size", h)
+        self._check_head("encoder_lstm.hidden_size", h)
+
+    @property
+    def encoder(self) -> LSTMGateParams:
+        """The earlier name of ``encoder_lstm`` (read-only alias)."""
+        return self.encoder_lstm
+
+    @property
+    def decoder(self) -> LSTMGateParams:
+        """The earlier name of ``decoder_lstm`` (read-only alias)."""
+        return self.decoder_lstm
+
+    @property
+    def output(self) -> LinearParams:
+        """The earlier name of ``output_layer`` (read-only alias)."""
+        return self.output_layer
 
     @property
     def output_size(self) -> int:
-        return self.output.out_features
+        return self.output_layer.out_features
 
     @classmethod
     def _init_parts(cls, i: int, h: int, o: int, gen: Generator, dtype: Any) -> tuple[Any, ...]:
@@ -53,10 +78,10 @@ class AttentionLSTMModel(SizedModel):
     @classmethod
     def _layout_for(cls, layers: int) -> Layout:
         return {
-            "encoder": LSTMSlot("attention.encoder.", "_l0"),
-            "decoder": LSTMSlot("attention.decoder.", ""),
+            "encoder_lstm": LSTMSlot("attention.encoder.", "_l0"),
+            "decoder_lstm": LSTMSlot("attention.decoder.", ""),
             "attention_weights": LinearSlot("attention.attention_weights."),
-            "output": LinearSlot("attention.output."),
+            "output_layer": LinearSlot("attention.output."),
         }
 
     def _build(self) -> SpecChain:

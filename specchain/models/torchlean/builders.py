@@ -34,13 +34,15 @@ def multilayer_lstm_spec(
 ) -> SpecChain:
     """TorchLean's ``multilayerLstmSpec``: two LSTMs as two specs and a per-timestep head,
     ``[T, B, I]`` -> ``[T, B, O]`` (``zoo.two_layer``: nodes ``lstm1``, ``lstm2``, ``head``)."""
-    model = MultiLayerLSTMModel((lstm1, lstm2), output)
+    model = MultiLayerLSTMModel(lstm1, (lstm2,), output)
     layout: Layout = {
-        "layers": (LSTMSlot("lstm1.", "_l0"), LSTMSlot("lstm2.", "_l0")),
-        "output": LinearSlot("head."),
+        "first_layer": LSTMSlot("lstm1.", "_l0"),
+        "hidden_layers": (LSTMSlot("lstm2.", "_l0"),),
+        "output_layer": LinearSlot("head."),
     }
     i, h, o = model.input_size, model.hidden_size, model.output_size
-    state = state_of(layout, {"layers": model.layers, "output": output})
+    parts = {"first_layer": lstm1, "hidden_layers": (lstm2,), "output_layer": output}
+    state = state_of(layout, parts)
     return build_loaded(lambda: zoo.two_layer(i, h, o), model.dtype, state)
 
 

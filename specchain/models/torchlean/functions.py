@@ -1,6 +1,8 @@
 """TorchLean's forward and backward functions (``simpleLstmForward``, ...): each checks its inputs,
-runs the record's chain (built once, reloaded with the record's arrays at every call) and returns
-arrays and TorchLean's gradient records. Every backward sits right under its forward."""
+runs the record's chain (``cached_chain``, ``chain_with_initial_state`` or
+``chain_with_final_state``: built once, reloaded with the record's arrays at every call) and
+returns arrays and TorchLean's gradient records (``grads_by_field``). Every backward sits right
+under its forward."""
 
 from __future__ import annotations
 
@@ -29,8 +31,11 @@ from specchain.models.torchlean.inputs import (
     stacked_states,
     unstack,
 )
-from specchain.models.torchlean.language import LSTMGenerator, LSTMLanguageModel
-from specchain.models.torchlean.layout import read_parts
+from specchain.models.torchlean.language import (
+    DropoutInference,
+    LSTMGenerator,
+    LSTMLanguageModel,
+)
 from specchain.models.torchlean.parts import shape_of
 from specchain.models.torchlean.record import SequenceModel
 from specchain.models.torchlean.sequence_models import (
@@ -65,7 +70,7 @@ def simple_lstm_sequence_forward(
 ) -> tuple[np.ndarray, State]:
     """TorchLean's ``simpleLstmSequenceForward``: ``inputs [T, B, I]`` and ``(h0, c0)`` (each
     ``[B, H]``, zeros if None) -> ``(outputs [T, B, O], (h_T, c_T))``."""
-    ys, (h, c) = model._stateful_chain()(_one_layer_inputs(model, inputs, initial_state))
+    ys, (h, c) = model.chain_with_final_state()(_one_layer_inputs(model, inputs, initial_state))
     return ys, (h[0], c[0])
 
 
@@ -89,8 +94,8 @@ def simple_lstm_backward(
     """TorchLean's ``simpleLstmBackward`` (BPTT): ``grad_outputs [T, B, O]`` is dL/d outputs of
     ``simple_lstm_sequence_forward``. Returns ``(grads, d inputs [T, B, I], (dh0, dc0))``."""
     x = _one_layer_inputs(model, inputs, initial_state)
-    (dxs, (dh0, dc0)), grads = _backward(model._state_chain(), x, grad_outputs)
-    return model._grads(SimpleLSTMModelGrads, grads), dxs, (dh0[0], dc0[0])
+    (dxs, (dh0, dc0)), grads = _backward(model.chain_with_initial_state(), x, grad_outputs)
+    return SimpleLSTMModelGrads(**model.grads_by_field(grads)), dxs, (dh0[0], dc0[0])
 
 
 def simple_lstm_mse_loss(
@@ -113,8 +118,8 @@ def simple_lstm_mse_grad(
 ) -> tuple[float, SimpleLSTMModelGrads]:
     """TorchLean's ``simpleLstmMseGrad``: ``(loss, grads)`` of ``simple_lstm_mse_loss``."""
     x = _one_layer_inputs(model, inputs, initial_state)
-    loss, grads = model._state_chain().value_and_grad(x, targets, loss=mse, train=False)
-    return loss, model._grads(SimpleLSTMModelGrads, grads)
+    loss, grads = model.chain_with_initial_state().value_and_grad(x, targets, loss=mse, train=False)
+    return loss, SimpleLSTMModelGrads(**model.grads_by_field(grads))
 
 
 # --- LSTMClassifier ---------------------------------------------------------------------------
@@ -125,7 +130,8 @@ def lstm_classifier_forward(
 ) -> np.ndarray:
     """TorchLean's ``lstmClassifierForward``: ``inputs [T, B, I]`` -> logits ``[B, C]`` from the
     final hidden state (``[T, I]`` -> ``[C]``)."""
-    logits: np.ndarray = model._state_chain()(_one_layer_inputs(model, inputs, initial_state))
+    x = _one_layer_inputs(model, inputs, initial_state)
+    logits: np.ndarray = model.chain_with_initial_state()(x)
     return logits
 
 
@@ -138,8 +144,8 @@ def lstm_classifier_backward(
     """TorchLean's ``lstmClassifierBackward``: ``grad_logits [B, C]`` -> ``(classifier grads,
     LSTM grads, d inputs [T, B, I])`` (TorchLean's order; it drops the state's gradient)."""
     x = _one_layer_inputs(model, inputs, initial_state)
-    (dxs, _), grads = _backward(model._state_chain(), x, grad_logits)
-    parts = read_parts(model._layout(), grads, grads=True)
+    (dxs, _), grads = _backward(model.chain_with_initial_state(), x, grad_logits)
+    parts = model.grads_by_field(grads)
     return parts["classifier"], parts["lstm"], dxs
 
 
@@ -153,7 +159,7 @@ def lstm_generator_forward(
     ``[T, B]``) and ``(h0, c0)`` -> ``(logits [T, B, V], (h_T, c_T))``."""
     xs, tokens = check_vocab_input(inputs, model.vocab_size, model.dtype, "inputs")
     state = one_state(initial_state, batch_of(xs, tokens), model.hidden_size, model.dtype)
-    logits, (h, c) = model._stateful_chain(tokens)((xs, state))
+    logits, (h, c) = model.chain_with_final_state(tokens)((xs, state))
     return logits, (h[0], c[0])
 
 
@@ -182,7 +188,8 @@ def bilstm_forward(
 ) -> np.ndarray:
     """TorchLean's ``bilstmForward``: ``inputs [T, B, I]`` -> ``outputs [T, B, O]``; the backward
     LSTM starts from ``backward_state`` at the last timestep."""
-    ys: np.ndarray = model._state_chain()(_bi_inputs(model, inputs, forward_state, backward_state))
+    x = _bi_inputs(model, inputs, forward_state, backward_state)
+    ys: np.ndarray = model.chain_with_initial_state()(x)
     return ys
 
 
@@ -196,9 +203,9 @@ def bilstm_backward(
     """Backward of ``bilstm_forward`` (TorchLean has none): ``grad_outputs [T, B, O]`` ->
     ``(grads, d inputs [T, B, I], (d forward_state, d backward_state))``."""
     x = _bi_inputs(model, inputs, forward_state, backward_state)
-    (dxs, (dh0, dc0)), grads = _backward(model._state_chain(), x, grad_outputs)
+    (dxs, (dh0, dc0)), grads = _backward(model.chain_with_initial_state(), x, grad_outputs)
     d_forward, d_backward = unstack(dh0, dc0)
-    return model._grads(BiLSTMModelGrads, grads), dxs, (d_forward, d_backward)
+    return BiLSTMModelGrads(**model.grads_by_field(grads)), dxs, (d_forward, d_backward)
 
 
 # --- MultiLayerLSTMModel ---------------------------------------------------------------------
@@ -220,7 +227,7 @@ def multilayer_lstm_forward(
 ) -> tuple[np.ndarray, list[State]]:
     """TorchLean's ``multilayerLstmForward``: ``inputs [T, B, I]`` and one ``(h0, c0)`` per layer
     -> ``(outputs [T, B, O], final state per layer)``."""
-    ys, (h_n, c_n) = model._stateful_chain()(_stack_inputs(model, inputs, initial_states))
+    ys, (h_n, c_n) = model.chain_with_final_state()(_stack_inputs(model, inputs, initial_states))
     return ys, unstack(h_n, c_n)
 
 
@@ -233,8 +240,8 @@ def multilayer_lstm_backward(
     """Backward of ``multilayer_lstm_forward`` (TorchLean has none): ``grad_outputs [T, B, O]`` ->
     ``(grads, d inputs [T, B, I], d initial state per layer)``."""
     x = _stack_inputs(model, inputs, initial_states)
-    (dxs, (dh0, dc0)), grads = _backward(model._state_chain(), x, grad_outputs)
-    return model._grads(MultiLayerLSTMModelGrads, grads), dxs, unstack(dh0, dc0)
+    (dxs, (dh0, dc0)), grads = _backward(model.chain_with_initial_state(), x, grad_outputs)
+    return MultiLayerLSTMModelGrads(**model.grads_by_field(grads)), dxs, unstack(dh0, dc0)
 
 
 # --- LSTMLanguageModel -----------------------------------------------------------------------
@@ -255,14 +262,25 @@ def lstm_lm_forward(
     model: LSTMLanguageModel,
     inputs: np.ndarray,
     initial_states: Sequence[State] | None = None,
+    dropout_inference: DropoutInference = "seed",
 ) -> tuple[np.ndarray, list[State]]:
     """TorchLean's ``lstmLmForward`` (teacher forcing): ``inputs`` (``[T, B, V]`` vectors or int
     tokens ``[T, B]``) and one ``(h0, c0)`` per layer -> ``(logits [T, B, V], final states)``.
 
-    TorchLean passes the embedded input through unchanged when the layer and state lists differ
-    in length; this raises instead, naming both lengths."""
+    Between the LSTM stack and the projection it applies ``dropoutInferenceSpec`` as of the
+    revision ``dropout_inference`` names (see ``DropoutInference``): ``"seed"`` (default, the
+    revision this port follows) scales by ``1 - dropout_rate``; ``"identity"`` (TorchLean's later
+    evaluation-mode dropout, PyTorch's ``eval()``) passes the hidden states through unchanged.
+
+    A layer/state list mismatch: TorchLean's seed does not check the two lengths. It runs layer
+    ``k`` from state ``k`` while both lists have an item (the matched prefix) and stops there:
+    layers without a state are skipped, the dropout and projection read the hidden stream of the
+    last layer run (the embedding if none ran), and states without a layer come back unchanged
+    after the new ones; with fewer states than layers the logits are a shallower model's. Its
+    later revision returns ``none`` instead. This raises a ``SpecError`` naming both lengths,
+    refusing the call as that revision does."""
     x, tokens = _lm_inputs(model, inputs, initial_states)
-    logits, (h_n, c_n) = model._stateful_chain(tokens)(x)
+    logits, (h_n, c_n) = model.chain_with_final_state(tokens, dropout_inference)(x)
     return logits, unstack(h_n, c_n)
 
 
@@ -271,13 +289,16 @@ def lstm_lm_backward(
     inputs: np.ndarray,
     initial_states: Sequence[State] | None,
     grad_logits: np.ndarray,
+    dropout_inference: DropoutInference = "seed",
 ) -> tuple[LSTMLanguageModelGrads, np.ndarray | None, list[State]]:
-    """Backward of ``lstm_lm_forward`` (TorchLean has none): ``grad_logits [T, B, V]`` ->
-    ``(grads, d inputs [T, B, V] or None for tokens, d initial state per layer)``."""
+    """Backward of ``lstm_lm_forward`` with the same ``dropout_inference`` (TorchLean has none):
+    ``grad_logits [T, B, V]`` -> ``(grads, d inputs [T, B, V] or None for tokens, d initial
+    state per layer)``."""
     x, tokens = _lm_inputs(model, inputs, initial_states)
     dy = (grad_logits, (None, None))
-    (d_inputs, (dh0, dc0)), grads = _backward(model._stateful_chain(tokens), x, dy)
-    return model._grads(LSTMLanguageModelGrads, grads), d_inputs, unstack(dh0, dc0)
+    chain = model.chain_with_final_state(tokens, dropout_inference)
+    (d_inputs, (dh0, dc0)), grads = _backward(chain, x, dy)
+    return LSTMLanguageModelGrads(**model.grads_by_field(grads)), d_inputs, unstack(dh0, dc0)
 
 
 # --- AttentionLSTMModel ----------------------------------------------------------------------
@@ -306,7 +327,7 @@ def attention_lstm_forward(
     """The attention encoder/decoder (TorchLean defines only the record): ``source [S, B, I]`` and
     teacher-forced ``decoder_inputs [T, B, I]`` -> ``outputs [T, B, O]``."""
     x, unbatched = _attention_inputs(model, source, decoder_inputs)
-    ys: np.ndarray = model._cached("chain", model._build)(x)
+    ys: np.ndarray = model.cached_chain()(x)
     return ys[:, 0] if unbatched else ys
 
 
@@ -322,7 +343,7 @@ def attention_lstm_backward(
     dy = grad_outputs
     if unbatched and isinstance(dy, np.ndarray):
         dy = dy[:, None]
-    (d_source, d_decoder), grads = _backward(model._cached("chain", model._build), x, dy)
+    (d_source, d_decoder), grads = _backward(model.cached_chain(), x, dy)
     if unbatched:
         d_source, d_decoder = d_source[:, 0], d_decoder[:, 0]
-    return model._grads(AttentionLSTMModelGrads, grads), d_source, d_decoder
+    return AttentionLSTMModelGrads(**model.grads_by_field(grads)), d_source, d_decoder

@@ -1,5 +1,10 @@
 """TorchLean's gradient records, one per model with the model's field names: LSTM layers as
-``LSTMGrads`` (gate-wise), linear layers as ``LinearGrads`` (``dW``, ``db``)."""
+``LSTMGrads`` (gate-wise), linear layers as ``LinearGrads`` (``dW``, ``db``).
+
+``SimpleLSTMModelGrads`` is TorchLean's own (``lstm``, ``output_layer``); TorchLean has no
+gradient record for the other models, so theirs repeat their model's field names. The names this
+package used before (``output``, ``layers``, ``encoder``, ``decoder``) stay as read-only aliases.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,25 @@ from specchain.modules.gatewise import LinearGrads, LSTMGrads
 class AttentionLSTMModelGrads:
     """Gradients of an ``AttentionLSTMModel``, field for field."""
 
-    encoder: LSTMGrads
-    decoder: LSTMGrads
+    encoder_lstm: LSTMGrads
+    decoder_lstm: LSTMGrads
     attention_weights: LinearGrads
-    output: LinearGrads
+    output_layer: LinearGrads
+
+    @property
+    def encoder(self) -> LSTMGrads:
+        """The earlier name of ``encoder_lstm`` (read-only alias)."""
+        return self.encoder_lstm
+
+    @property
+    def decoder(self) -> LSTMGrads:
+        """The earlier name of ``decoder_lstm`` (read-only alias)."""
+        return self.decoder_lstm
+
+    @property
+    def output(self) -> LinearGrads:
+        """The earlier name of ``output_layer`` (read-only alias)."""
+        return self.output_layer
 
 
 @attrs.frozen(eq=False)
@@ -24,7 +44,12 @@ class BiLSTMModelGrads:
 
     forward_lstm: LSTMGrads
     backward_lstm: LSTMGrads
-    output: LinearGrads
+    output_layer: LinearGrads
+
+    @property
+    def output(self) -> LinearGrads:
+        """The earlier name of ``output_layer`` (read-only alias)."""
+        return self.output_layer
 
 
 @attrs.frozen(eq=False)
@@ -38,15 +63,33 @@ class LSTMLanguageModelGrads:
 
 @attrs.frozen(eq=False)
 class MultiLayerLSTMModelGrads:
-    """Gradients of a ``MultiLayerLSTMModel``: one ``LSTMGrads`` per layer, and the output's."""
+    """Gradients of a ``MultiLayerLSTMModel``, field for field."""
 
-    layers: tuple[LSTMGrads, ...]
-    output: LinearGrads
+    first_layer: LSTMGrads
+    hidden_layers: tuple[LSTMGrads, ...]
+    output_layer: LinearGrads
+
+    @property
+    def layers(self) -> tuple[LSTMGrads, ...]:
+        """Every layer's gradients, input to output: ``(first_layer, *hidden_layers)`` (the
+        earlier field, now a read-only view)."""
+        return (self.first_layer, *self.hidden_layers)
+
+    @property
+    def output(self) -> LinearGrads:
+        """The earlier name of ``output_layer`` (read-only alias)."""
+        return self.output_layer
 
 
 @attrs.frozen(eq=False)
 class SimpleLSTMModelGrads:
-    """Gradients of a ``SimpleLSTMModel``: ``lstm`` gate-wise, ``output`` as ``LinearGrads``."""
+    """TorchLean's ``SimpleLSTMModelGrads``: ``lstm`` gate-wise, ``output_layer`` as
+    ``LinearGrads``."""
 
     lstm: LSTMGrads
-    output: LinearGrads
+    output_layer: LinearGrads
+
+    @property
+    def output(self) -> LinearGrads:
+        """The earlier name of ``output_layer`` (read-only alias)."""
+        return self.output_layer

@@ -18,10 +18,18 @@ from specchain.types import ShapeError, SpecError
 
 @attrs.frozen(eq=False)
 class LinearParams:
-    """TorchLean's ``LinearSpec``: ``y = W x + b`` with ``weight [O, I]`` and ``bias [O]``."""
+    """TorchLean's ``LinearSpec``: ``y = W x + b`` with ``weight [O, I]`` and ``bias [O]``.
+
+    The field is ``weight`` as in ``nn.Linear``; ``weights``, ``LinearSpec``'s name for it, is a
+    read-only alias."""
 
     weight: np.ndarray
     bias: np.ndarray
+
+    @property
+    def weights(self) -> np.ndarray:
+        """TorchLean's name of ``weight`` (read-only alias)."""
+        return self.weight
 
     @property
     def in_features(self) -> int:
@@ -102,9 +110,9 @@ def same(model: str, a: str, a_size: int, b: str, b_size: int) -> None:
 
 
 def check_stack(
-    model: str, field: str, layers: tuple[LSTMGateParams, ...], input_size: int | None
+    model: str, field: str, layers: tuple[LSTMGateParams, ...], input_size: int
 ) -> None:
-    """Layer 0 reads ``input_size`` (any if None); every later layer reads the hidden size."""
+    """Layer 0 reads ``input_size``; every later layer reads the hidden size."""
     if not layers:
         raise SpecError(f"{model}.{field} needs at least one LSTM layer")
     _, hidden = lstm_sizes(layers[0], f"{field}[0]")
@@ -113,7 +121,7 @@ def check_stack(
         same(model, f"{field}[{k}].hidden_size", size, f"{field}[0].hidden_size", hidden)
         if k > 0:
             same(model, f"{field}[{k}].input_size", reads, f"{field}[{k - 1}].hidden_size", hidden)
-        elif input_size is not None:
+        else:
             same(model, f"{field}[0].input_size", reads, "the embedding size", input_size)
 
 

@@ -1,7 +1,8 @@
-"""What the records share: ``Model`` (layout, ``state_dict``, ``to_chain``, ``from_chain``, the
-chains the functions run); ``SequenceModel`` for the records that read float sequences
-``[T, B, I]`` with an LSTM and end in one linear head; ``SizedModel`` for those of them that
-``init`` from ``(input_size, hidden_size, output_size)`` alone."""
+"""What the records share: ``Model`` (layout, ``state_dict``, ``to_chain``, ``from_chain``,
+``grads_by_field``); ``SequenceModel`` for the records that read float sequences ``[T, B, I]``
+with an LSTM and end in one linear head (``cached_chain``); ``StateModel`` for those of them that
+take initial LSTM states (``chain_with_initial_state``); ``SizedModel`` for those that ``init``
+from ``(input_size, hidden_size, output_size)`` alone."""
 
 from __future__ import annotations
 
@@ -25,15 +26,14 @@ S = TypeVar("S", bound="SizedModel")
 
 @attrs.frozen(eq=False)
 class Model:
-    """What every record shares: its layout, ``state_dict``, ``to_chain`` and ``from_chain``.
+    """What every record shares: its layout, ``state_dict``, ``to_chain``, ``from_chain`` and
+    ``grads_by_field``.
 
     Subclasses are frozen attrs classes whose parameter fields are named in ``_layout_for``; they
-    check their sizes in ``_check_sizes``. ``_stack`` names the field holding a tuple of LSTM
-    layers, if any. ``_chains`` keeps the chains the functions run, built once per record (see
-    ``_cached``).
+    check their sizes in ``_check_sizes``. ``_chains`` keeps the chains the functions run, built
+    once per record (see ``_cached``).
     """
 
-    _stack: ClassVar[str | None] = None
     _chains: dict[Any, SpecChain] = attrs.field(init=False, factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -50,7 +50,8 @@ class Model:
 
     @property
     def _num_lstm_layers(self) -> int:
-        return 1 if self._stack is None else len(getattr(self, self._stack))
+        """How many LSTM layers the record holds (one, unless a subclass stacks more)."""
+        return 1
 
     def _layout(self) -> Layout:
         return self._layout_for(self._num_lstm_layers)
@@ -107,25 +108,6 @@ class Model:
         """``build()`` (without touching the library generator), cast and loaded with the record."""
         return build_loaded(build, self.dtype, self.state_dict())
 
-    @property
-    def hidden_size(self) -> int:
-        """H, the hidden size of the (first) LSTM."""
-        raise NotImplementedError
-
-    @property
-    def _state_count(self) -> int:
-        """How many ``(h, c)`` pairs the LSTM of ``_build()`` takes (layers x directions)."""
-        return self._num_lstm_layers
-
-    def _state_chain(self) -> SpecChain:
-        """``to_chain()`` typed to take ``(x, (h0, c0))``, as the functions call it."""
-
-        def build() -> SpecChain:
-            chain = self._build()
-            return state_typed(chain, chain.in_type, self._state_count, self.hidden_size)
-
-        return self._cached("state", build)
-
     def _cached(self, key: Any, build: Callable[[], SpecChain]) -> SpecChain:
         """The chain ``build()`` makes, built once per record and ``key``, and loaded with the
         record's current arrays at every call (so edits of the arrays in place are seen)."""
@@ -151,23 +133,24 @@ class Model:
             )
         return cls(**read_parts(layout, state, grads=False), **cls._options_from(chain))
 
-    def _grads(self, record: type[Any], grads: dict[str, np.ndarray]) -> Any:
-        return record(**read_parts(self._layout(), grads, grads=True))
+    def grads_by_field(self, grads: dict[str, np.ndarray]) -> dict[str, Any]:
+        """A chain's parameter gradients (``state_dict`` names, as ``SpecChain.backward`` gives
+        them for ``to_chain()`` or the record's other chains) as TorchLean's gradient records, by
+        the record's field: ``LSTMGrads`` for an LSTM layer (a tuple of them for a stack),
+        ``LinearGrads`` for a linear layer."""
+        return read_parts(self._layout(), grads, grads=True)
 
 
 @attrs.frozen(eq=False)
 class SequenceModel(Model):
     """A record over float sequences ``[T, B, I]``: its first LSTM layer is the field named by
-    ``_first_field`` (item 0 of a tuple field), its linear head the one named by ``_head_field``."""
+    ``_first_field``, its linear head the one named by ``_head_field``."""
 
     _first_field: ClassVar[str] = "lstm"
-    _head_field: ClassVar[str] = "output"
+    _head_field: ClassVar[str] = "output_layer"
 
     def _first_sizes(self) -> tuple[int, int]:
-        first = getattr(self, self._first_field)
-        if isinstance(first, tuple):
-            return lstm_sizes(first[0], f"{self._first_field}[0]")
-        return lstm_sizes(first, self._first_field)
+        return lstm_sizes(getattr(self, self._first_field), self._first_field)
 
     @property
     def input_size(self) -> int:
@@ -187,6 +170,33 @@ class SequenceModel(Model):
         """The head's ``in_features`` must be ``size`` (what ``reads`` names)."""
         in_features, _ = linear_sizes(self._head_params(), self._head_field)
         same(type(self).__name__, f"{self._head_field}.in_features", in_features, reads, size)
+
+    def cached_chain(self) -> SpecChain:
+        """``to_chain()``, built once per record and reloaded with the record's current arrays
+        at every call (so in-place edits of the arrays are seen); ``to_chain()`` builds a new
+        chain each time. The functions run this one (or the typed chains below)."""
+        return self._cached("chain", self._build)
+
+
+@attrs.frozen(eq=False)
+class StateModel(SequenceModel):
+    """A sequence record whose LSTM takes initial states ``(h0, c0)``."""
+
+    @property
+    def _state_count(self) -> int:
+        """How many ``(h, c)`` pairs the LSTM of ``_build()`` takes (layers x directions)."""
+        return self._num_lstm_layers
+
+    def chain_with_initial_state(self) -> SpecChain:
+        """``to_chain()`` typed to take ``(x, (h0, c0))``, each state ``[N, B, H]`` with ``N``
+        layers x directions (``nn.LSTM``'s layout), and give what ``to_chain()`` gives. Cached
+        and reloaded like ``cached_chain()``."""
+
+        def build() -> SpecChain:
+            chain = self._build()
+            return state_typed(chain, chain.in_type, self._state_count, self.hidden_size)
+
+        return self._cached("state", build)
 
 
 @attrs.frozen(eq=False)
