@@ -9,8 +9,10 @@ file and the key.
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,19 @@ _MALFORMED = (SpecError, ValueError, TypeError, KeyError, AttributeError, nx.Net
 
 class ModelFileError(SpecError):
     """A model file cannot be read: truncated, corrupted, pickled, or not a specchain model."""
+
+
+class UnknownKindError(ModelFileError):
+    """A model file names a spec kind that no imported class and no ``custom`` class provides.
+
+    ``kind`` is the stored kind (``"mylayers.LayerNorm"``); ``module`` the module it was saved
+    from (``"mylayers"``, ``"__main__"`` for a script), or None for an unknown short name.
+    """
+
+    def __init__(self, message: str, kind: str, module: str | None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.module = module
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -100,8 +115,23 @@ def type_from_json(data: Any) -> Type:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def load(path: str | Path) -> SpecChain:
-    """Read a chain written by ``save``. Raises ``ModelFileError`` naming the file and key."""
+def load(path: str | Path, custom: Iterable[type[NNModuleSpec]] = ()) -> SpecChain:
+    """Read a chain written by ``save``. Raises ``ModelFileError`` naming the file and key.
+
+    A file names each layer's kind by module and class, ``mylayers.LayerNorm``. A kind is found,
+    in this order, among the classes of ``custom``, then among every spec class imported so far
+    (every built-in is). A class in ``custom`` serves the kind that equals its own qualified name,
+    and also a kind saved from a script, ``__main__.LayerNorm``, whose class name (``__qualname__``)
+    is its own: a layer a script defined and saved loads elsewhere from the module it now lives in,
+    with ``custom=[LayerNorm]``. Built-in kinds are never matched by class name, so a user class
+    called ``Linear`` does not replace ``specchain.modules.Linear``.
+
+    So a model with layers from ``mylayers`` loads after ``import mylayers``, or with
+    ``custom=[LayerNorm, ...]``; otherwise ``UnknownKindError`` (a ``ModelFileError``) names the
+    kind and the module to import. An entry of ``custom`` that is not a layer class (an
+    ``NNModuleSpec`` subclass with a ``forward``) raises ``TypeError`` naming the entry.
+    """
+    kinds = _Kinds(custom)
     where = str(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -119,7 +149,11 @@ def load(path: str | Path) -> SpecChain:
         raise ModelFileError(f"{where}: not a readable .npz file ({err})") from None
     try:
         architecture = json.loads(str(arrays.pop(ARCHITECTURE_KEY)))
-        chain = _build(architecture)
+        chain = _build(architecture, kinds)
+    except UnknownKindError as err:
+        raise UnknownKindError(
+            f"{where}: key {ARCHITECTURE_KEY!r}: {err}", err.kind, err.module
+        ) from None
     except ModelFileError as err:
         raise ModelFileError(f"{where}: key {ARCHITECTURE_KEY!r}: {err}") from None
     except _MALFORMED as err:
@@ -148,7 +182,7 @@ def _read(data: Any, key: str, where: str) -> np.ndarray:
     return value
 
 
-def _build(architecture: dict[str, Any]) -> SpecChain:
+def _build(architecture: dict[str, Any], kinds: _Kinds) -> SpecChain:
     if not isinstance(architecture, dict):
         raise ModelFileError(f"expected a JSON object, got {type(architecture).__name__}")
     if architecture.get("format") != "specchain" or architecture.get("version") != FORMAT_VERSION:
@@ -167,7 +201,7 @@ def _build(architecture: dict[str, Any]) -> SpecChain:
             check_node_name(node["name"])
         except SpecError as err:
             raise ModelFileError(str(err)) from None
-        graph.add_node(node["name"], spec=_spec_from_json(node, specs))
+        graph.add_node(node["name"], spec=_spec_from_json(node, specs, kinds))
     for u, v, port, index in architecture["edges"]:
         for end in (u, v):
             if end not in graph:
@@ -178,24 +212,125 @@ def _build(architecture: dict[str, Any]) -> SpecChain:
     return chain
 
 
-def _spec_from_json(data: dict[str, Any], specs: dict[int, NNModuleSpec]) -> NNModuleSpec:
+def _spec_from_json(
+    data: dict[str, Any], specs: dict[int, NNModuleSpec], kinds: _Kinds
+) -> NNModuleSpec:
     spec_id = data["spec_id"]
     if spec_id in specs:
         return specs[spec_id]
-    kind = data["kind"]
-    cls = lookup_kind(kind) if isinstance(kind, str) else None
-    if cls is None:
-        module = kind.rpartition(".")[0] if isinstance(kind, str) else ""
-        hint = f"; import {module} first" if module else ""
-        raise ModelFileError(f"unknown spec kind {kind!r}{hint}; known kinds: {known_kinds()}")
-    config = {k: _config_from_json(v, specs) for k, v in data["config"].items()}
+    cls = kinds.resolve(data["kind"])
+    config = {k: _config_from_json(v, specs, kinds) for k, v in data["config"].items()}
     specs[spec_id] = spec = cls(**config, name=data["spec_name"], rng=0)
     return spec
 
 
-def _config_from_json(value: Any, specs: dict[int, NNModuleSpec]) -> Any:
+def _config_from_json(value: Any, specs: dict[int, NNModuleSpec], kinds: _Kinds) -> Any:
     if isinstance(value, dict) and "__spec__" in value:
-        return _spec_from_json(value["__spec__"], specs)
+        return _spec_from_json(value["__spec__"], specs, kinds)
     if isinstance(value, list):
-        return tuple(_config_from_json(v, specs) for v in value)
+        return tuple(_config_from_json(v, specs, kinds) for v in value)
     return value
+
+
+# --- kinds: the classes a file's kinds name ----------------------------------------------------
+
+_SCRIPT = "__main__."  # the kind prefix of a class defined in the script that saved the file
+_KINDS_SHOWN = 24  # how many known kinds an error lists
+
+
+class _Kinds:
+    """``load``'s lookup of a stored kind: ``custom`` classes first, then the registry."""
+
+    def __init__(self, custom: Iterable[type[NNModuleSpec]]) -> None:
+        if isinstance(custom, (str, type)) or not isinstance(custom, Iterable):
+            raise TypeError(
+                "custom must be a list of layer classes, such as custom=[LayerNorm], "
+                f"got {custom!r}"
+            )
+        self.exact: dict[str, type[NNModuleSpec]] = {}
+        self.by_name: dict[str, list[type[NNModuleSpec]]] = {}
+        for i, entry in enumerate(custom):
+            _check_custom(entry, i)
+            self.exact[kind_key(entry)] = entry
+            same_name = self.by_name.setdefault(entry.__qualname__, [])
+            if entry not in same_name:
+                same_name.append(entry)
+
+    def resolve(self, kind: object) -> type[NNModuleSpec]:
+        if not isinstance(kind, str):
+            raise ModelFileError(f"spec kind {kind!r} is not a string")
+        if kind in self.exact:
+            return self.exact[kind]
+        if kind.startswith(_SCRIPT):
+            candidates = self.by_name.get(kind[len(_SCRIPT) :], [])
+            if len(candidates) > 1:
+                raise ModelFileError(
+                    f"spec kind {kind!r} matches {len(candidates)} classes of custom by name: "
+                    f"{', '.join(kind_key(c) for c in candidates)}; pass only one of them"
+                )
+            if candidates:
+                return candidates[0]
+        cls = lookup_kind(kind)
+        if cls is None:
+            raise _unknown_kind(kind)
+        return cls
+
+
+def _check_custom(entry: object, i: int) -> None:
+    where = f"custom[{i}]"
+    if isinstance(entry, NNModuleSpec):
+        raise TypeError(
+            f"{where} must be a layer class, got an instance of {type(entry).__qualname__}; "
+            f"pass the class itself: custom=[{type(entry).__qualname__}]"
+        )
+    if not isinstance(entry, type) or not issubclass(entry, NNModuleSpec):
+        what = f"the class {entry.__qualname__}" if isinstance(entry, type) else repr(entry)
+        raise TypeError(
+            f"{where} must be a layer class (a subclass of specchain.NNModuleSpec), got {what}"
+        )
+    if entry.forward is NNModuleSpec.forward:
+        raise TypeError(
+            f"{where} is {kind_key(entry)}, a base class without forward (not a kind a model "
+            "file can hold); pass the layer classes derived from it"
+        )
+
+
+def _unknown_kind(kind: str) -> UnknownKindError:
+    if "." not in kind:  # only built-ins were ever saved under a short name
+        return UnknownKindError(
+            f"unknown spec kind {kind!r}: no built-in layer has this name; known kinds: "
+            f"{_some_kinds()}",
+            kind,
+            None,
+        )
+    if kind.startswith(_SCRIPT):
+        name = kind[len(_SCRIPT) :]
+        return UnknownKindError(
+            f"unknown spec kind {kind!r}: the class {name} was defined in the script that saved "
+            f"the file (module __main__), so no import finds it; pass the class, from the module "
+            f"that defines it now: sc.load(path, custom=[{name}])",
+            kind,
+            "__main__",
+        )
+    module, _, name = kind.rpartition(".")
+    if module in sys.modules:
+        return UnknownKindError(
+            f"unknown spec kind {kind!r}: module {module!r} is imported but has no spec class "
+            f"{name!r} (renamed, moved or removed?); pass the class that replaces it: "
+            "sc.load(path, custom=[...])",
+            kind,
+            module,
+        )
+    return UnknownKindError(
+        f"unknown spec kind {kind!r}: it was saved from module {module!r}, which is not "
+        f"imported; import {module} first, or pass sc.load(path, custom=[{name}])",
+        kind,
+        module,
+    )
+
+
+def _some_kinds() -> str:
+    kinds = known_kinds()
+    shown = ", ".join(repr(k) for k in kinds[:_KINDS_SHOWN])
+    more = len(kinds) - _KINDS_SHOWN
+    return f"{shown} (and {more} more)" if more > 0 else shown

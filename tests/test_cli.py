@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specchain.cli import main
+from specchain.cli import build_parser, main
 from specchain.models import ZOO
+from tests.user_code import run_python, save_from_a_script, save_with_layers, write_layers
+
+
+@pytest.fixture(autouse=True)
+def _restore_sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command puts user folders first on ``sys.path``; each test starts from a clean one."""
+    monkeypatch.setattr(sys, "path", [*sys.path])
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -156,3 +164,120 @@ def test_demo_works_without_torch(tmp_path: Path) -> None:
     for name in ZOO:
         assert (tmp_path / "exports" / name / "model.py").is_file()
     assert "install torch to verify" in (tmp_path / "index.md").read_text()
+
+
+# --- --import and the folder of a file.py:attribute ------------------------------------------
+
+
+def specchain(*argv: str, cwd: Path, path: tuple[Path, ...] = ()) -> tuple[int, str, str]:
+    """The command as a person types it, in a fresh process in ``cwd``."""
+    done = run_python("-m", "specchain.cli", *argv, cwd=cwd, path=path)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_import_is_an_option_of_every_command_that_reads_a_model() -> None:
+    parser = build_parser()
+    for argv in (
+        ["summary", "m.npz"],
+        ["render", "m.npz", "-o", "m.svg"],
+        ["export", "m.npz", "--out", "out"],
+    ):
+        args = parser.parse_args([*argv, "--import", "a", "--import", "b.py"])
+        assert args.imports == ["a", "b.py"]
+        args = parser.parse_args(["--import", "a", *argv])
+        assert args.imports_first == ["a"]
+
+
+def test_a_saved_model_with_a_custom_layer_loads_with_import(tmp_path: Path) -> None:
+    saved = save_with_layers(tmp_path)
+    lib = tmp_path / "lib"
+    code, _, err = specchain("summary", str(saved), cwd=tmp_path)
+    assert code == 2 and "Traceback" not in err
+    message = (
+        f"specchain summary: error: {saved}: key '__specchain__': unknown spec kind "
+        "'mylayers.Scale': it was saved from module 'mylayers', which is not imported; import "
+        "mylayers first, or pass sc.load(path, custom=[Scale]); from the command line: "
+        "--import mylayers or --import path/to/mylayers.py"
+    )
+    assert err.splitlines() == [message]
+    for argv, path in [
+        (["summary", str(saved), "--import", "lib/mylayers.py"], ()),
+        (["--import", str(lib / "mylayers.py"), "summary", str(saved)], ()),
+        (["summary", str(saved), "--import", "mylayers"], (lib,)),
+    ]:
+        code, out, err = specchain(*argv, cwd=tmp_path, path=path)
+        assert code == 0, err
+        assert re.search(r"scale\s+Scale", out), out
+    code, _, err = specchain("summary", str(saved), "--import", "mylayers", cwd=tmp_path)
+    assert code == 2
+    assert err.splitlines() == [
+        "specchain summary: error: --import mylayers: No module named 'mylayers'; give the path "
+        "to its .py file instead, or add its folder to PYTHONPATH"
+    ]
+
+
+def test_a_layer_saved_from_a_script_loads_with_import_of_its_module(tmp_path: Path) -> None:
+    saved = save_from_a_script(tmp_path)
+    code, _, err = specchain("summary", str(saved), cwd=tmp_path)
+    assert code == 2
+    assert err.splitlines()[0].endswith(
+        "sc.load(path, custom=[Scale]); from the command line: --import the module or .py file "
+        "that defines Scale"
+    )
+    write_layers(tmp_path / "lib")
+    code, out, err = specchain("summary", str(saved), "--import", "lib/mylayers.py", cwd=tmp_path)
+    assert code == 0, err
+    assert re.search(r"scale\s+Scale", out), out
+
+
+def test_a_model_file_imports_its_sibling_modules(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write_layers(project)
+    (project / "model.py").write_text(
+        "from mylayers import Scale\n"
+        "from specchain.modules import Linear\n"
+        "model = Linear(3, 4) >> Scale(4)\n"
+    )
+    code, out, err = specchain("summary", "project/model.py:model", cwd=tmp_path)
+    assert code == 0, err
+    assert re.search(r"scale\s+Scale", out), out
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (
+            "no_such_module_xyz",
+            "--import no_such_module_xyz: No module named 'no_such_module_xyz'; give the path to "
+            "its .py file instead, or add its folder to PYTHONPATH",
+        ),
+        (
+            "no_such_package_xyz.layers",
+            "--import no_such_package_xyz.layers: No module named 'no_such_package_xyz'; give",
+        ),
+        ("{tmp}/missing.py", "--import {tmp}/missing.py: no such file"),
+        ("bad name", "--import bad name: not a module name (such as mylayers or pkg.layers) nor"),
+        ("{tmp}/my-layers.py", "--import {tmp}/my-layers.py: 'my-layers' cannot be a module name"),
+        ("{tmp}/broken.py", "--import {tmp}/broken.py: importing it failed: RuntimeError: boom"),
+        (
+            "{tmp}/needs_dep.py",
+            "--import {tmp}/needs_dep.py: importing it failed: ModuleNotFoundError: No module "
+            "named 'no_such_dep_xyz'",
+        ),
+        (
+            "{tmp}/json.py",
+            "--import {tmp}/json.py: another module named 'json' is already imported (",
+        ),
+    ],
+)
+def test_import_mistakes_are_one_clear_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, target: str, message: str
+) -> None:
+    (tmp_path / "my-layers.py").write_text("")
+    (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
+    (tmp_path / "needs_dep.py").write_text("import no_such_dep_xyz\n")
+    (tmp_path / "json.py").write_text("")
+    target, message = (text.replace("{tmp}", str(tmp_path)) for text in (target, message))
+    code, _, err = run(capsys, "summary", "zoo:seq2seq", "--import", target)
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[0].startswith(f"specchain summary: error: {message}")
