@@ -33,11 +33,12 @@ _NOT_CONFIG = ("name", "rng")
 
 @attrs.frozen
 class Context:
-    """What a forward pass may depend on besides its input: mode, random generator, and the
-    model's float dtype (for layers without parameters that make floats, like ``OneHot``)."""
+    """What a forward pass may depend on besides its input: mode, its random generator (the
+    call's ``rng=`` or the run-time stream, never the initialisation stream), and the model's
+    float dtype (for layers without parameters that make floats, like ``OneHot``)."""
 
     train: bool = False
-    rng: np.random.Generator = attrs.field(factory=lambda: _params.as_generator(None))
+    rng: np.random.Generator = attrs.field(factory=_params.runtime_generator)
     dtype: np.dtype[Any] = _params.DEFAULT_DTYPE
 
 

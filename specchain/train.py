@@ -26,7 +26,7 @@ from specchain.chain import SpecChain
 from specchain.losses import Loss
 from specchain.numerics import log_softmax
 from specchain.optim import Optimizer, clip_grad_norm
-from specchain.params import RngLike, as_generator
+from specchain.params import RngLike, runtime_generator
 from specchain.spec import NNModuleSpec
 from specchain.types import ShapeError, SpecError, TensorType, Type
 
@@ -207,7 +207,7 @@ def fit(
         )
     if n == 0:
         raise SpecError(f"fit got no training examples (inputs of shape {list(inputs.shape)})")
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     history = History()
     steps_per_epoch = -(-n // batch_size)
     start = time.perf_counter()
@@ -350,7 +350,7 @@ def generate(
         raise TypeError(f"generate temperature must be a number, got {temperature!r}")
     if not 0.0 <= float(temperature) < math.inf:
         raise SpecError(f"generate temperature must be >= 0 and finite, got {temperature}")
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     unbatched = prompt.ndim == 1
     tokens = prompt[:, None] if unbatched else prompt
     out = np.empty((tokens.shape[0] + n, tokens.shape[1]), dtype=prompt.dtype)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from specchain.data.dataset import SequenceData, count, float_dtype
-from specchain.params import RngLike, as_generator
+from specchain.params import RngLike, runtime_generator
 from specchain.types import SpecError
 
 VARIANTS = ("paper", "modern")
@@ -47,7 +47,7 @@ def adding_problem(
         raise SpecError(f"variant must be one of {VARIANTS}, got {variant!r}")
     length = count("length", length, 10 if variant == "paper" else 2)
     resolved = float_dtype(dtype)
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     if variant == "paper":
         x, y, lengths = _paper(n, length, generator)
     else:

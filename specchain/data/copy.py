@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from specchain.data.dataset import IGNORE_INDEX, SequenceData, count, float_dtype
-from specchain.params import RngLike, as_generator
+from specchain.params import RngLike, runtime_generator
 
 BLANK = 0
 
@@ -60,7 +60,7 @@ def copy_task(
     delay = count("delay", delay, 1)
     num_symbols = count("num_symbols", num_symbols, 1)
     resolved = float_dtype(dtype)
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     steps = 2 * length + delay
     symbols = generator.integers(1, num_symbols + 1, size=(length, n), dtype=np.int64)
     ids = np.full((steps, n), BLANK, dtype=np.int64)

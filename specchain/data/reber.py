@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from specchain.data.dataset import IGNORE_INDEX, SequenceData, count, float_dtype
-from specchain.params import RngLike, as_generator
+from specchain.params import RngLike, runtime_generator
 from specchain.types import ShapeError, SpecError
 
 SYMBOLS: tuple[str, ...] = ("B", "T", "P", "S", "X", "V", "E")
@@ -60,7 +60,7 @@ MIN_EMBEDDED_LENGTH = 9  # B T BTXSE T E
 
 def reber_string(rng: RngLike = None) -> str:
     """One Reber string (every choice between two arcs is a fair coin)."""
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     state, out = 0, []
     while state != REBER_FINAL:
         arcs = REBER_TRANSITIONS[state]
@@ -71,7 +71,7 @@ def reber_string(rng: RngLike = None) -> str:
 
 def embedded_reber_string(rng: RngLike = None) -> str:
     """One embedded Reber string: ``B``, the branch ``T``/``P``, a Reber string, branch, ``E``."""
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     branch = CLASSES[int(generator.integers(2))]
     return "B" + branch + reber_string(generator) + branch + "E"
 
@@ -85,7 +85,7 @@ def embedded_reber_strings(n: int, rng: RngLike = 0, max_length: int | None = No
     n = count("n", n)
     if max_length is not None:
         max_length = count("max_length", max_length, MIN_EMBEDDED_LENGTH)
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     strings: list[str] = []
     while len(strings) < n:
         s = embedded_reber_string(generator)
