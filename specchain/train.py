@@ -30,6 +30,7 @@ from specchain.params import RngLike, as_generator
 from specchain.spec import NNModuleSpec
 from specchain.types import ShapeError, SpecError, TensorType, Type
 from specchain.validate import (
+    SpecTypeError,
     check_int_array,
     check_non_negative,
     check_non_negative_int,
@@ -117,19 +118,19 @@ def batch_axes(model: SpecChain, inputs: np.ndarray, targets: np.ndarray) -> tup
     return in_axis, out_axis
 
 
-def _unpack(data: Data) -> tuple[np.ndarray, np.ndarray]:
+def _unpack(owner: str, data: Data) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(data, "inputs") and hasattr(data, "targets"):
         inputs, targets = getattr(data, "inputs"), getattr(data, "targets")  # noqa: B009
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         inputs, targets = data
     else:
-        raise TypeError(
-            "data must be a pair (inputs, targets) of numpy arrays (or a specchain.data "
-            f"dataset), got {type(data).__name__}"
+        raise SpecTypeError(
+            f"{owner}.data must be a pair (inputs, targets) of numpy arrays (or a "
+            f"specchain.data dataset), got {type(data).__name__}"
         )
     for what, array in (("inputs", inputs), ("targets", targets)):
         if not isinstance(array, np.ndarray):
-            raise TypeError(f"{what} must be a numpy array, got {type(array).__name__}")
+            raise SpecTypeError(f"{owner}.{what} must be a numpy array, got {type(array).__name__}")
     return inputs, targets
 
 
@@ -191,7 +192,7 @@ def fit(
         run so far).
     """
     chain = _as_model(model)
-    inputs, targets = _unpack(data)
+    inputs, targets = _unpack("fit", data)
     epochs = check_positive_int("fit", "epochs", epochs)
     batch_size = check_positive_int("fit", "batch_size", batch_size)
     if clip is not None:
@@ -293,7 +294,7 @@ def _train_step(
 def evaluate(model: SpecChain, inputs: np.ndarray, targets: np.ndarray, loss: Loss) -> float:
     """The loss of the whole set in inference mode (dropout off), in one forward pass."""
     chain = _as_model(model)
-    inputs, targets = _unpack((inputs, targets))
+    inputs, targets = _unpack("evaluate", (inputs, targets))
     return float(loss(chain(inputs), targets))
 
 
@@ -305,9 +306,7 @@ def accuracy(logits: np.ndarray, labels: np.ndarray, ignore_index: int | None = 
     """
     if not isinstance(logits, np.ndarray) or logits.ndim < 1:
         raise ShapeError("accuracy: logits must be a numpy array [..., C] (classes last)")
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"accuracy: labels must be integer class indices, got {labels.dtype}")
+    labels = check_int_array("accuracy", "labels", np.asarray(labels), "integer class indices")
     if logits.shape[:-1] != labels.shape:
         raise ShapeError(
             f"accuracy: logits {list(logits.shape)} need labels of shape "

@@ -41,12 +41,14 @@ class SpecTypeError(SpecError, TypeError):
 # --- the message style ------------------------------------------------------------------------
 
 
+SHOWN_LENGTH = 80
+
+
 def shown(value: object) -> str:
     """``repr`` of a value, numpy scalars as their Python equivalent (``1.5``, not
-    ``np.float64(1.5)``)."""
-    if isinstance(value, np.generic):
-        return repr(value.item())
-    return repr(value)
+    ``np.float64(1.5)``), cut to ``SHOWN_LENGTH`` characters (an array passed by mistake)."""
+    text = repr(value.item()) if isinstance(value, np.generic) else repr(value)
+    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 3] + "..."
 
 
 def _subject(owner: str, name: str) -> str:

@@ -34,6 +34,8 @@ def test_messages_show_numpy_scalars_as_python_values_and_append_a_fix() -> None
     assert v.shown(np.float64(1.5)) == "1.5"
     assert v.shown(np.int32(3)) == "3"
     assert v.shown("a") == "'a'"
+    long = v.shown(list(range(100)))
+    assert len(long) == v.SHOWN_LENGTH and long.startswith("[0, 1, 2") and long.endswith("...")
     err = v.wrong_type("encode", "strings", "a sequence of strings", "BT", "wrap it in a list")
     assert (
         str(err)
