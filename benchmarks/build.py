@@ -19,23 +19,12 @@ the whole graph: 400 steps took 4.5 s, and 1,000 about 40 times ``serial``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
+from timing import median_seconds
 
 import specchain as sc
 from specchain.modules import Linear
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(n: int, repeats: int) -> dict[str, float]:

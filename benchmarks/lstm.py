@@ -12,12 +12,11 @@ built from these BLAS calls can be faster than that column. ``target`` is issue 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from timing import median_seconds
 
 import specchain as sc
 from specchain.modules import LSTM
@@ -30,22 +29,9 @@ TARGETS = {(50, 32, 128, 256): 1.3, (100, 64, 256, 512): 1.0}  # issue 3, single
 Run = Callable[[], object]
 
 
-def median_time(run: Run, repeats: int) -> float:
-    """Median wall time of ``run`` after a warm-up of its own. Runs are timed one block at a time,
-    never interleaved: after numpy's GEMMs, OpenBLAS's worker threads keep spinning and slow the
-    torch call that follows (torch doubled at (50, 32, 128, 256) when timed round-robin). On a
-    shared 2-core machine, expect noise."""
-    warm_until = time.perf_counter() + WARM_UP
-    while True:  # thread pools started, pages faulted in, clocks up
-        run()
-        if time.perf_counter() > warm_until:
-            break
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+# Runs are timed one block at a time, never interleaved: after numpy's GEMMs, OpenBLAS's worker
+# threads keep spinning and slow the torch call that follows (torch doubled at (50, 32, 128, 256)
+# when timed round-robin). On a shared 2-core machine, expect noise.
 
 
 def numpy_run(model: sc.SpecChain, x: np.ndarray, dy: np.ndarray) -> Run:
@@ -118,7 +104,9 @@ def main() -> None:
             runs = [numpy_run(model, x, dy), torch_run(module, x, dy)]
             if layers == 1 and not bidirectional:
                 runs.append(gemm_run(steps, batch, features, hidden))
-            ours, theirs, *floor = (median_time(run, args.repeats) for run in runs)
+            ours, theirs, *floor = (
+                median_seconds(run, args.repeats, warm_up=WARM_UP) for run in runs
+            )
             shape = (steps, batch, features, hidden)
             line = f"{label:<26}{', '.join(map(str, shape)):<20}"
             line += f"{ours * 1e3:>10.2f}{theirs * 1e3:>10.2f}{ours / theirs:>8.2f}"

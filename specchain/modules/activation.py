@@ -5,6 +5,7 @@ Each maps any float array ``[...]`` to an array of the same shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -87,21 +88,11 @@ class Identity(NNModuleSpec, family="activation"):
 # --- PyTorch export: the native modules --------------------------------------------------------
 
 
-@pytorch.emitter(Tanh, pointwise=True)
-def _emit_tanh(spec: Tanh, in_type: Type) -> pytorch.Emitted:
-    return pytorch.Emitted("nn.Tanh()")
+def _native(module: str) -> Callable[[NNModuleSpec, Type], pytorch.Emitted]:
+    """The emitter of a layer whose twin is ``module`` with no arguments."""
+    return lambda spec, in_type: pytorch.Emitted(f"{module}()")
 
 
-@pytorch.emitter(Sigmoid, pointwise=True)
-def _emit_sigmoid(spec: Sigmoid, in_type: Type) -> pytorch.Emitted:
-    return pytorch.Emitted("nn.Sigmoid()")
-
-
-@pytorch.emitter(ReLU, pointwise=True)
-def _emit_relu(spec: ReLU, in_type: Type) -> pytorch.Emitted:
-    return pytorch.Emitted("nn.ReLU()")
-
-
-@pytorch.emitter(Identity, pointwise=True)
-def _emit_identity(spec: Identity, in_type: Type) -> pytorch.Emitted:
-    return pytorch.Emitted("nn.Identity()")
+_NATIVE = {Tanh: "nn.Tanh", Sigmoid: "nn.Sigmoid", ReLU: "nn.ReLU", Identity: "nn.Identity"}
+for _layer, _module in _NATIVE.items():
+    pytorch.emitter(_layer, pointwise=True)(_native(_module))

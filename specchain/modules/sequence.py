@@ -72,8 +72,8 @@ def _int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
 
 
 @attrs.define(eq=False)
-class Reverse(NNModuleSpec, family="sequence"):
-    """Flip the time axis: y[t] = x[T - 1 - t]. Shapes: ``[T, ...]`` -> ``[T, ...]``."""
+class AlongTime(NNModuleSpec, family="sequence"):
+    """Shared base of the layers that act on the time axis ``axis`` of a ``[T, B, F]`` input."""
 
     keeps_unknown = True
 
@@ -82,6 +82,11 @@ class Reverse(NNModuleSpec, family="sequence"):
     @property
     def in_type(self) -> Type:
         return SEQUENCE
+
+
+@attrs.define(eq=False)
+class Reverse(AlongTime):
+    """Flip the time axis: y[t] = x[T - 1 - t]. Shapes: ``[T, ...]`` -> ``[T, ...]``."""
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
         return _tensor(self, in_type, self.axis + 1)
@@ -94,16 +99,8 @@ class Reverse(NNModuleSpec, family="sequence"):
 
 
 @attrs.define(eq=False)
-class LastStep(NNModuleSpec, family="sequence"):
+class LastStep(AlongTime):
     """The last time step (many-to-one): ``[T, B, F]`` -> ``[B, F]``; needs T >= 1."""
-
-    keeps_unknown = True
-
-    axis: int = attrs.field(default=0, validator=non_negative_int)
-
-    @property
-    def in_type(self) -> Type:
-        return SEQUENCE
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
         t = _tensor(self, in_type, self.axis + 1)

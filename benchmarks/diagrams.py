@@ -1,42 +1,26 @@
 """Time ``to_dot`` on a long chain: 1,000 nodes should become DOT text in well under a second.
 
-python benchmarks/graphviz.py              # median times of to_dot(...).source
-python benchmarks/graphviz.py --nodes 5000 --layout   # also time `dot -Tsvg` on the result
+python benchmarks/diagrams.py              # median times of to_dot(...).source
+python benchmarks/diagrams.py --nodes 5000 --layout   # also time `dot -Tsvg` on the result
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import shutil
+import subprocess
+import time
 
-# This file is named like the ``graphviz`` package: keep its folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+from timing import median_seconds
 
-import argparse  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-
-import specchain as sc  # noqa: E402
-from specchain.exporters import graphviz as gv  # noqa: E402
-from specchain.modules import Linear, Tanh  # noqa: E402
+import specchain as sc
+from specchain.exporters import graphviz as gv
+from specchain.modules import Linear, Tanh
 
 
 def long_chain(nodes: int) -> sc.SpecChain:
     """Alternating Linear(8, 8) and Tanh, ``nodes`` specs in all."""
     return sc.serial(*[Linear(8, 8) if k % 2 == 0 else Tanh() for k in range(nodes)])
-
-
-def median_time(run: Callable[[], object], repeats: int) -> float:
-    run()  # warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -57,7 +41,9 @@ def main() -> None:
     }
     print(f"{'case':<28}{'median s':>10}")
     for label, options in cases.items():
-        seconds = median_time(lambda o=options: gv.to_dot(chain, **o).source, args.repeats)
+        seconds = median_seconds(
+            lambda o=options: gv.to_dot(chain, **o).source, args.repeats, warm_up=1e-9
+        )
         verdict = "" if seconds < 1.0 else "  (over one second!)"
         print(f"{label:<28}{seconds:>10.3f}{verdict}")
     dot = shutil.which("dot")
