@@ -5,6 +5,7 @@ node, the kind and the fix; ``pointwise=True`` layers map over time under ``Time
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,84 @@ def test_no_torch_twin_needs_a_reason(reason: Any) -> None:
     with pytest.raises(TypeError, match=r"^no_torch_twin\(Softsign, reason\): reason must be a"):
         pytorch.no_torch_twin(Softsign, reason)
     assert isinstance(pytorch.EMITTERS[Softsign], pytorch.Emitter)  # unchanged
+
+
+# --- a user's layer with a helper class of its own ------------------------------------------
+
+SQUARE_SOURCE = '''class SquareModule(nn.Module):
+    """y = x * x."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x
+'''
+
+
+@attrs.define(eq=False)
+class Square(Softsign):
+    """A user layer with no ``nn.*`` twin: it ships its own helper class."""
+
+    def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
+        return x * x, x
+
+    def backward(self, params: Params, x: np.ndarray, dy: np.ndarray) -> tuple[Any, Params]:
+        return 2 * x * dy, {}
+
+
+@pytorch.emitter(Square)
+def _emit_square(spec: Square, in_type: Type) -> Emitted:
+    return pytorch.helper("SquareModule", source=SQUARE_SOURCE)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_a_user_layer_ships_its_own_helper_class(tmp_path: Path) -> None:
+    import torch
+
+    model = (Linear(4, 6) >> Square() >> Square() >> Linear(6, 3)).to(np.float64)
+    path = pytorch.export(model, tmp_path)
+    source = path.read_text(encoding="utf-8")
+    assert source.count("class SquareModule(nn.Module):") == 1
+    assert "        self.square = SquareModule()\n" in source
+    report = pytorch.verify(model, np.random.default_rng(0).standard_normal((5, 3, 4)))
+    assert report.ok(1e-7, 1e-9), str(report)
+    module_spec = importlib.util.spec_from_file_location("exported_square", path)
+    assert module_spec is not None and module_spec.loader is not None
+    exported = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(exported)
+    scripted = torch.jit.script(exported.load())
+    x = torch.ones(2, 4, dtype=torch.float64)
+    np.testing.assert_allclose(scripted(x).detach().numpy(), model(x.numpy()), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "message"),
+    [
+        ("Reverse", SQUARE_SOURCE, "must be an identifier that no import, built-in helper"),
+        ("square", SQUARE_SOURCE, "must be an identifier that no import, built-in helper"),
+        ("SquareModule", "class SquareModule(nn.Module:", "its source does not parse"),
+        ("SquareModule", SQUARE_SOURCE + "\nx = 1\n", "exactly one top-level class SquareModule"),
+        ("Other", SQUARE_SOURCE, r"defining \['SquareModule'\]"),
+    ],
+    ids=["builtin_helper", "node_variable", "syntax", "extra_statement", "wrong_class"],
+)
+def test_a_bad_user_helper_class_is_refused(name: str, source: str, message: str) -> None:
+    @attrs.define(eq=False)
+    class Squared(Square):
+        pass
+
+    pytorch.emitter(Squared)(lambda spec, in_type: pytorch.helper(name, source=source))
+    model = Linear(4, 4) >> Squared(name="square")
+    with pytest.raises(ExportError, match=rf"^node 'square': the helper class '{name}'.*{message}"):
+        pytorch.to_source(model)
+
+
+def test_two_different_helper_classes_with_one_name_are_refused() -> None:
+    @attrs.define(eq=False)
+    class Other(Square):
+        pass
+
+    other_source = SQUARE_SOURCE.replace("x * x", "x * x * x")
+    pytorch.emitter(Other)(
+        lambda spec, in_type: pytorch.helper("SquareModule", source=other_source)
+    )
+    with pytest.raises(ExportError, match="two different classes are both called 'SquareModule'"):
+        pytorch.to_source(Linear(4, 4) >> Square() >> Other())

@@ -55,16 +55,18 @@ class ExportError(SpecError):
 class Emitted:
     """How one node appears in the generated module.
 
-    ``constructor`` builds the attribute (``nn.Linear(8, 4)``); ``helper`` names the class of
-    ``torch_helpers.py`` it needs, copied into the file; ``splat`` passes a tuple input as separate
-    arguments (``lstm(x, (h0, c0))``); ``suffix`` post-processes the call (``[0]``: output without
-    state).
+    ``constructor`` builds the attribute (``nn.Linear(8, 4)``); ``helper`` names the class it
+    needs, copied into the file: one of ``torch_helpers.py``, or a class of your own whose source
+    (``class Name(nn.Module): ...``, using only ``torch``, ``nn`` and ``F``) is ``helper_source``;
+    ``splat`` passes a tuple input as separate arguments (``lstm(x, (h0, c0))``); ``suffix``
+    post-processes the call (``[0]``: output without state).
     """
 
     constructor: str
     helper: str | None = None
     splat: bool = False
     suffix: str = ""
+    helper_source: str | None = None
 
 
 EmitFunction = Callable[[Any, Type], Emitted]
@@ -164,9 +166,10 @@ def non_default(spec: NNModuleSpec, **defaults: Any) -> dict[str, Any]:
     return {k: getattr(spec, k) for k, d in defaults.items() if getattr(spec, k) != d}
 
 
-def helper(name: str, *args: Any) -> Emitted:
-    """An attribute built from the helper class ``name`` of ``torch_helpers.py``."""
-    return Emitted(call(name, *args), helper=name)
+def helper(name: str, *args: Any, source: str | None = None) -> Emitted:
+    """An attribute built from the helper class ``name``: one of ``torch_helpers.py``, or, with
+    ``source``, a class of your own (its ``class name(nn.Module)`` definition as text)."""
+    return Emitted(call(name, *args), helper=name, helper_source=source)
 
 
 def sibling_text(name: str) -> str:

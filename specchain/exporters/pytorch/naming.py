@@ -60,14 +60,19 @@ def _check_class_name(class_name: str) -> None:
         raise ExportError(
             f"class_name must be a Python identifier, got {class_name!r}; e.g. class_name='Seq2Seq'"
         )
-    # Python compares identifiers in NFKC form: "ｎｐ" is ``np``, so check that form.
-    shadowed = {*FILE_NAMES, *HELPER_CLASSES, *FILE_CONSTANTS, *dir(builtins)}
-    normal = unicodedata.normalize("NFKC", class_name)
-    if normal != class_name or normal in shadowed or normal.startswith("__"):
+    if shadows_file_name(class_name):
         raise ExportError(
             f"class_name {class_name!r} would shadow a name the generated file uses (its imports, "
             "helpers, constants or a builtin) or is not in NFKC form; e.g. class_name='Seq2Seq'"
         )
+
+
+def shadows_file_name(name: str) -> bool:
+    """True if a class called ``name`` would shadow a name every generated file uses."""
+    # Python compares identifiers in NFKC form: "ｎｐ" is ``np``, so check that form.
+    shadowed = {*FILE_NAMES, *HELPER_CLASSES, *FILE_CONSTANTS, *dir(builtins)}
+    normal = unicodedata.normalize("NFKC", name)
+    return normal != name or normal in shadowed or normal.startswith("__")
 
 
 def _argument_names(in_type: Type, names: Namespace) -> tuple[str, ...]:
