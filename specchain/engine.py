@@ -16,7 +16,7 @@ import numpy as np
 from specchain import graph as g
 from specchain.chain import SpecChain, infer_types
 from specchain.graph import INPUT, OUTPUT
-from specchain.params import DEFAULT_DTYPE, FLOAT_DTYPES, RngLike, as_generator
+from specchain.params import DEFAULT_DTYPE, FLOAT_DTYPES, RngLike, runtime_generator
 from specchain.spec import Context, NNModuleSpec, Value
 from specchain.types import (
     ELLIPSIS,
@@ -103,7 +103,7 @@ def forward(
     steps, out_edges, out_whole = plan.steps, plan.out_edges, plan.out_whole
     dtype = _params_dtype(steps)
     check_input(chain, x, dtype)
-    ctx = Context(train=bool(train), rng=as_generator(rng), dtype=dtype or DEFAULT_DTYPE)
+    ctx = Context(train=bool(train), rng=runtime_generator(rng), dtype=dtype or DEFAULT_DTYPE)
     values: dict[str, Value] = {INPUT: x}
     saved: dict[str, Any] = {}
     for step in steps:

@@ -21,6 +21,7 @@ import attrs
 import numpy as np
 
 from specchain.types import SpecError
+from specchain.validate import check_flag, check_positive
 
 if TYPE_CHECKING:
     from specchain.chain import SpecChain
@@ -63,6 +64,8 @@ def gradcheck(
 ) -> GradcheckReport:
     """Compare ``model.backward`` with central differences. The model must be float64
     (``model.to(np.float64)``); dropout-like randomness is fixed by reseeding with ``rng``."""
+    eps = check_positive("gradcheck", "eps", eps)
+    train = check_flag("gradcheck", "train", train)
     if model.dtype not in (None, np.dtype(np.float64)):
         raise SpecError(f"gradcheck needs float64; call model.to(np.float64) (it is {model.dtype})")
     y, tape = model.forward(x, train=train, rng=rng)

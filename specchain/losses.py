@@ -13,32 +13,16 @@ import numpy as np
 
 from specchain.numerics import log_softmax
 from specchain.types import ShapeError, SpecError
+from specchain.validate import check_float_array, check_int_array, choice, integer
 
 REDUCTIONS = ("mean", "sum", "none")
-
-
-def _reduction(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value not in REDUCTIONS:
-        raise SpecError(f"reduction must be one of {REDUCTIONS}, got {value!r}")
-
-
-def _class_index(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{type(inst).__name__}.{attribute.name} must be an int, got {value!r}")
-
-
-def _as_float_array(value: object, what: str) -> np.ndarray:
-    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-        got = f"{value.dtype} array" if isinstance(value, np.ndarray) else type(value).__name__
-        raise TypeError(f"{what} must be a float numpy array, got {got}")
-    return value
 
 
 @attrs.frozen
 class Loss:
     """Base: ``reduction`` is ``"mean"`` (default), ``"sum"`` or ``"none"`` (per element)."""
 
-    reduction: str = attrs.field(default="mean", validator=_reduction)
+    reduction: str = attrs.field(default="mean", validator=choice(*REDUCTIONS))
 
     def __call__(self, y: np.ndarray, target: np.ndarray) -> Any:
         return self.compute(y, target, need_grad=False)[0]
@@ -70,7 +54,7 @@ class MSELoss(Loss):
     """Mean squared error: ``(y - target)^2`` reduced; shapes must match exactly."""
 
     def compute(self, y: np.ndarray, target: np.ndarray, need_grad: bool) -> tuple[Any, Any]:
-        y, target = _as_float_array(y, "mse input"), _as_float_array(target, "mse target")
+        y, target = check_float_array("mse", "input", y), check_float_array("mse", "target", target)
         if y.shape != target.shape:
             raise ShapeError(
                 f"mse: input shape {list(y.shape)} != target shape {list(target.shape)}; "
@@ -90,15 +74,13 @@ class CrossEntropyLoss(Loss):
     and ``"mean"`` divides by the number of the others, as in PyTorch.
     """
 
-    ignore_index: int = attrs.field(default=-100, validator=_class_index)
+    ignore_index: int = attrs.field(default=-100, validator=integer)
 
     def compute(self, y: np.ndarray, target: np.ndarray, need_grad: bool) -> tuple[Any, Any]:
-        logits = _as_float_array(y, "cross_entropy input")
-        if not isinstance(target, np.ndarray) or target.dtype.kind not in "iu":
-            raise TypeError(
-                "cross_entropy target must be an integer numpy array of class indices, got "
-                f"{getattr(target, 'dtype', type(target).__name__)}"
-            )
+        logits = check_float_array("cross_entropy", "input", y)
+        target = check_int_array(
+            "cross_entropy", "target", target, "an integer numpy array of class indices"
+        )
         if logits.ndim < 1:
             raise ShapeError("cross_entropy: logits need a class axis (the last), got a scalar")
         if logits.shape[:-1] != target.shape:

@@ -34,3 +34,12 @@ def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     with np.errstate(under="ignore"):  # terms far below the maximum flush to 0, harmlessly
         total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
     return shifted - np.log(total)
+
+
+def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``exp(z) / sum(exp(z))`` along ``axis``, shifted by the maximum so that no term overflows
+    (finite for |z| up to 1e308); the result has ``z``'s shape and float dtype."""
+    m = np.max(z, axis=axis, keepdims=True)
+    with np.errstate(under="ignore"):  # terms far below the maximum flush to 0, harmlessly
+        e = np.exp(z - np.where(np.isfinite(m), m, 0.0))
+        return e / np.sum(e, axis=axis, keepdims=True)

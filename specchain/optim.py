@@ -26,48 +26,19 @@ from specchain.chain import SpecChain
 from specchain.spec import NNModuleSpec
 from specchain.state import StateDictError
 from specchain.types import ShapeError, SpecError
+from specchain.validate import (
+    check_flag,
+    check_float_array,
+    check_non_negative,
+    check_number,
+    check_positive,
+    check_unit_interval,
+    out_of_range,
+    wrong_type,
+)
 
 ParamSource = SpecChain | NNModuleSpec | Mapping[str, np.ndarray]
 Grads = Mapping[str, np.ndarray]
-
-
-# --- hyper-parameter checks -------------------------------------------------------------------
-
-
-def _number(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{owner} {name} must be a number, got {value!r} ({type(value).__name__})")
-    number = float(value)
-    if math.isnan(number):
-        raise SpecError(f"{owner} {name} must be a number, got nan")
-    return number
-
-
-def _positive(owner: str, name: str, value: object) -> float:
-    number = _number(owner, name, value)
-    if not 0.0 < number < math.inf:
-        raise SpecError(f"{owner} {name} must be > 0 and finite, got {value!r}")
-    return number
-
-
-def _non_negative(owner: str, name: str, value: object) -> float:
-    number = _number(owner, name, value)
-    if not 0.0 <= number < math.inf:
-        raise SpecError(f"{owner} {name} must be >= 0 and finite, got {value!r}")
-    return number
-
-
-def _unit_interval(owner: str, name: str, value: object) -> float:
-    number = _number(owner, name, value)
-    if not 0.0 <= number < 1.0:
-        raise SpecError(f"{owner} {name} must be in [0, 1), got {value!r}")
-    return number
-
-
-def _flag(owner: str, name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner} {name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 # --- the base class ---------------------------------------------------------------------------
@@ -217,9 +188,7 @@ def _source(params: ParamSource, owner: str) -> SpecChain | dict[str, np.ndarray
     if not named:
         raise SpecError(f"{owner} got an empty parameter list; the model has no parameters")
     for name, value in named.items():
-        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-            got = f"{value.dtype} array" if isinstance(value, np.ndarray) else type(value).__name__
-            raise TypeError(f"{owner}: parameter {name!r} must be a float numpy array, got {got}")
+        check_float_array(owner, f"params[{name!r}]", value)
     return source
 
 
@@ -265,12 +234,12 @@ class SGD(Optimizer):
         self._validate()
 
     def _validate(self) -> None:
-        self.lr = _positive("SGD", "lr", self.lr)
-        self.momentum = _non_negative("SGD", "momentum", self.momentum)
-        self.dampening = _non_negative("SGD", "dampening", self.dampening)
-        self.weight_decay = _non_negative("SGD", "weight_decay", self.weight_decay)
-        self.nesterov = _flag("SGD", "nesterov", self.nesterov)
-        self.maximize = _flag("SGD", "maximize", self.maximize)
+        self.lr = check_positive("SGD", "lr", self.lr)
+        self.momentum = check_non_negative("SGD", "momentum", self.momentum)
+        self.dampening = check_non_negative("SGD", "dampening", self.dampening)
+        self.weight_decay = check_non_negative("SGD", "weight_decay", self.weight_decay)
+        self.nesterov = check_flag("SGD", "nesterov", self.nesterov)
+        self.maximize = check_flag("SGD", "maximize", self.maximize)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise SpecError(
                 "SGD nesterov=True requires momentum > 0 and dampening = 0, got "
@@ -336,17 +305,17 @@ class Adam(Optimizer):
         self._validate()
 
     def _validate(self) -> None:
-        self.lr = _positive("Adam", "lr", self.lr)
+        self.lr = check_positive("Adam", "lr", self.lr)
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
-            raise TypeError(f"Adam betas must be a pair (beta1, beta2), got {self.betas!r}")
+            raise wrong_type("Adam", "betas", "a pair (beta1, beta2)", self.betas)
         self.betas = (
-            _unit_interval("Adam", "betas[0]", self.betas[0]),
-            _unit_interval("Adam", "betas[1]", self.betas[1]),
+            check_unit_interval("Adam", "betas[0]", self.betas[0]),
+            check_unit_interval("Adam", "betas[1]", self.betas[1]),
         )
-        self.eps = _non_negative("Adam", "eps", self.eps)
-        self.weight_decay = _non_negative("Adam", "weight_decay", self.weight_decay)
-        self.amsgrad = _flag("Adam", "amsgrad", self.amsgrad)
-        self.maximize = _flag("Adam", "maximize", self.maximize)
+        self.eps = check_non_negative("Adam", "eps", self.eps)
+        self.weight_decay = check_non_negative("Adam", "weight_decay", self.weight_decay)
+        self.amsgrad = check_flag("Adam", "amsgrad", self.amsgrad)
+        self.maximize = check_flag("Adam", "maximize", self.maximize)
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         beta1, beta2 = self.betas
@@ -412,14 +381,12 @@ def clip_grad_norm(
     when ``error_if_nonfinite`` is set; otherwise it is applied anyway, as torch does (NaN
     gradients stay NaN, infinite norms zero the finite entries).
     """
-    max_norm = _number("clip_grad_norm", "max_norm", max_norm)
+    max_norm = check_number("clip_grad_norm", "max_norm", max_norm)
     if max_norm < 0:
-        raise SpecError(f"clip_grad_norm max_norm must be >= 0, got {max_norm}")
+        raise out_of_range("clip_grad_norm", "max_norm", ">= 0", max_norm)
     order = _norm_order(norm_type)
-    arrays = list(grads.values()) if isinstance(grads, Mapping) else list(grads)
-    for k, a in enumerate(arrays):
-        if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
-            raise TypeError(f"clip_grad_norm: gradient {k} must be a float numpy array")
+    items = list(grads.items()) if isinstance(grads, Mapping) else list(enumerate(grads))
+    arrays = [check_float_array("clip_grad_norm", f"grads[{key!r}]", a) for key, a in items]
     if not arrays:
         return 0.0
     with np.errstate(over="ignore", invalid="ignore"):
@@ -438,16 +405,14 @@ def clip_grad_norm(
 
 
 def _norm_order(norm_type: float | str) -> float:
+    what = "a number > 0 or 'inf'"
     if isinstance(norm_type, str):
         if norm_type.lower() in ("inf", "+inf"):
             return math.inf
-        raise SpecError(
-            f"clip_grad_norm norm_type must be a number > 0 or 'inf', got {norm_type!r}"
-        )
-    order = _number("clip_grad_norm", "norm_type", norm_type)
-    if order <= 0:
-        raise SpecError(f"clip_grad_norm norm_type must be > 0 or inf, got {norm_type!r}")
-    return order
+        raise out_of_range("clip_grad_norm", "norm_type", what, norm_type)
+    if check_number("clip_grad_norm", "norm_type", norm_type) <= 0:
+        raise out_of_range("clip_grad_norm", "norm_type", what, norm_type)
+    return float(norm_type)
 
 
 def _vector_norm(a: np.ndarray, order: float) -> float:

@@ -1,8 +1,16 @@
-"""Seeding and PyTorch-default parameter initialisation.
+"""Seeding, the two random streams, and PyTorch-default parameter initialisation.
 
-Every parameter is drawn from one library-wide ``numpy.random.Generator`` (``sc.seed(n)`` resets
-it) or from the ``rng=`` a spec was given, in declaration order, in float64, then cast to the
-default dtype (float32), so a seed gives the same numbers whatever the dtype.
+Randomness comes from two library-wide ``numpy.random.Generator`` streams, both reset by
+``sc.seed(n)``:
+
+- the *initialisation* stream: every parameter of a spec built without ``rng=`` is drawn from it,
+  in declaration order, in float64, then cast to the default dtype (float32), so a seed gives the
+  same numbers whatever the dtype;
+- the *run-time* stream: what a train-mode forward (dropout), a dataset or a sampler draws when
+  the call gives no ``rng=``. It is a separate stream, so running a model never changes the
+  weights of the next layer built.
+
+An explicit ``rng=`` (an int seed or a Generator) always wins over either stream.
 """
 
 from __future__ import annotations
@@ -15,23 +23,35 @@ import numpy as np
 RngLike = int | np.random.Generator | None
 Initializer = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 
-_generator = np.random.default_rng(0)
+_init_stream = np.random.default_rng(0)
+_runtime_stream = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(1,)))
 DEFAULT_DTYPE = np.dtype(np.float32)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def seed(n: int) -> None:
-    """Reset the library-wide generator: every spec built after this is deterministic."""
-    global _generator
+    """Reset both library-wide streams: every spec built and every run after this is
+    deterministic."""
+    global _init_stream, _runtime_stream
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"sc.seed expects an int, got {n!r}")
-    _generator = np.random.default_rng(int(n))
+    _init_stream = np.random.default_rng(int(n))
+    _runtime_stream = np.random.default_rng(np.random.SeedSequence(int(n), spawn_key=(1,)))
 
 
-def as_generator(rng: RngLike) -> np.random.Generator:
-    """``None`` -> the library-wide generator; an int -> a fresh seeded generator."""
-    if rng is None:
-        return _generator
+def init_generator(rng: RngLike = None) -> np.random.Generator:
+    """For initial weights: ``None`` -> the initialisation stream; else as ``rng`` says."""
+    return _init_stream if rng is None else _explicit(rng)
+
+
+def runtime_generator(rng: RngLike = None) -> np.random.Generator:
+    """For run-time draws (dropout, data, sampling): ``None`` -> the run-time stream; else as
+    ``rng`` says."""
+    return _runtime_stream if rng is None else _explicit(rng)
+
+
+def _explicit(rng: RngLike) -> np.random.Generator:
+    """A Generator as given; an int -> a fresh generator seeded with it."""
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
@@ -79,7 +99,7 @@ class ParamDecl:
 
 
 def initialise(decls: dict[str, ParamDecl], rng: RngLike) -> dict[str, np.ndarray]:
-    generator = as_generator(rng)
+    generator = init_generator(rng)
     return {
         name: decl.init(generator, decl.shape).astype(DEFAULT_DTYPE) for name, decl in decls.items()
     }

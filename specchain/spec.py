@@ -20,6 +20,7 @@ import attrs
 import numpy as np
 
 from specchain import params as _params
+from specchain import validate as _validate
 from specchain.types import ANY, AnyType, DimEnv, SpecError, Type
 
 if TYPE_CHECKING:
@@ -33,73 +34,24 @@ _NOT_CONFIG = ("name", "rng")
 
 @attrs.frozen
 class Context:
-    """What a forward pass may depend on besides its input: mode, random generator, and the
-    model's float dtype (for layers without parameters that make floats, like ``OneHot``)."""
+    """What a forward pass may depend on besides its input: mode, its random generator (the
+    call's ``rng=`` or the run-time stream, never the initialisation stream), and the model's
+    float dtype (for layers without parameters that make floats, like ``OneHot``)."""
 
     train: bool = False
-    rng: np.random.Generator = attrs.field(factory=lambda: _params.as_generator(None))
+    rng: np.random.Generator = attrs.field(factory=_params.runtime_generator)
     dtype: np.dtype[Any] = _params.DEFAULT_DTYPE
 
 
-# --- validators: named, so messages say which spec and which field --------------------------
+# --- validators: defined in ``specchain.validate``; specs and user code import them from here
 
-
-def _owner(inst: object, attribute: attrs.Attribute[Any]) -> str:
-    return f"{type(inst).__name__}.{attribute.name}"
-
-
-def positive_int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _check_int(inst, attribute, value, minimum=1)
-
-
-def non_negative_int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _check_int(inst, attribute, value, minimum=0)
-
-
-def _check_int(inst: object, attribute: attrs.Attribute[Any], value: object, minimum: int) -> None:
-    what = "a positive int" if minimum == 1 else "an int >= 0"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(
-            f"{_owner(inst, attribute)} must be {what}, got {value!r} ({type(value).__name__})"
-        )
-    if value < minimum:
-        raise SpecError(f"{_owner(inst, attribute)} must be {what}, got {value}")
-
-
-def probability(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{_owner(inst, attribute)} must be a float in [0, 1], got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise SpecError(f"{_owner(inst, attribute)} must be in [0, 1], got {value}")
-
-
-def flag(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{_owner(inst, attribute)} must be True or False, got {value!r}")
-
-
-def node_name(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{_owner(inst, attribute)} must be a non-empty string, got {value!r}")
-    check_node_name(value)
-
-
-def check_node_name(name: str) -> None:
-    """Refuse the graph's own ``<input>``/``<output>`` and names no UTF-8 file can hold."""
-    if name in RESERVED_NAMES:
-        raise SpecError(f"the node name {name!r} is reserved for the graph's own input/output")
-    surrogates = [i for i, char in enumerate(name) if "\ud800" <= char <= "\udfff"]
-    if surrogates:
-        raise SpecError(
-            f"the node name {name!r} has a lone surrogate {name[surrogates[0]]!r} at index "
-            f"{surrogates[0]}, which no UTF-8 file (saved model, export) can hold; decode the "
-            "text that made it with errors='replace', or choose another name"
-        )
-
-
-RESERVED_NAMES = frozenset({"<input>", "<output>"})
+positive_int = _validate.positive_int
+non_negative_int = _validate.non_negative_int
+probability = _validate.probability
+flag = _validate.flag
+node_name = _validate.node_name
+check_node_name = _validate.check_node_name
+RESERVED_NAMES = _validate.RESERVED_NAMES
 
 
 # --- the kind registry: keyed by qualified name ------------------------------------------------

@@ -24,11 +24,20 @@ from tqdm.auto import tqdm
 
 from specchain.chain import SpecChain
 from specchain.losses import Loss
-from specchain.numerics import log_softmax
+from specchain.numerics import softmax
 from specchain.optim import Optimizer, clip_grad_norm
-from specchain.params import RngLike, as_generator
+from specchain.params import RngLike, runtime_generator
 from specchain.spec import NNModuleSpec
 from specchain.types import ShapeError, SpecError, TensorType, Type
+from specchain.validate import (
+    SpecTypeError,
+    check_int_array,
+    check_non_negative,
+    check_non_negative_int,
+    check_number,
+    check_positive_int,
+    out_of_range,
+)
 
 
 class TrainingError(SpecError):
@@ -109,30 +118,24 @@ def batch_axes(model: SpecChain, inputs: np.ndarray, targets: np.ndarray) -> tup
     return in_axis, out_axis
 
 
-def _unpack(data: Data) -> tuple[np.ndarray, np.ndarray]:
+def _unpack(owner: str, data: Data) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(data, "inputs") and hasattr(data, "targets"):
         inputs, targets = getattr(data, "inputs"), getattr(data, "targets")  # noqa: B009
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         inputs, targets = data
     else:
-        raise TypeError(
-            "data must be a pair (inputs, targets) of numpy arrays (or a specchain.data "
-            f"dataset), got {type(data).__name__}"
+        raise SpecTypeError(
+            f"{owner}.data must be a pair (inputs, targets) of numpy arrays (or a "
+            f"specchain.data dataset), got {type(data).__name__}"
         )
     for what, array in (("inputs", inputs), ("targets", targets)):
         if not isinstance(array, np.ndarray):
-            raise TypeError(f"{what} must be a numpy array, got {type(array).__name__}")
+            raise SpecTypeError(f"{owner}.{what} must be a numpy array, got {type(array).__name__}")
     return inputs, targets
 
 
 def _as_model(model: SpecChain | NNModuleSpec) -> SpecChain:
     return model.as_chain() if isinstance(model, NNModuleSpec) else SpecChain.of(model)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise SpecError(f"fit {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _check_optimizer(model: SpecChain, optimizer: Optimizer) -> None:
@@ -189,13 +192,13 @@ def fit(
         run so far).
     """
     chain = _as_model(model)
-    inputs, targets = _unpack(data)
-    epochs = _positive_int("epochs", epochs)
-    batch_size = _positive_int("batch_size", batch_size)
+    inputs, targets = _unpack("fit", data)
+    epochs = check_positive_int("fit", "epochs", epochs)
+    batch_size = check_positive_int("fit", "batch_size", batch_size)
     if clip is not None:
-        clip = float(clip)
+        clip = check_number("fit", "clip", clip)
         if not clip > 0:
-            raise SpecError(f"fit clip must be > 0 (a max gradient norm) or None, got {clip}")
+            raise out_of_range("fit", "clip", "> 0 (a max gradient norm) or None", clip)
     _check_optimizer(chain, optimizer)
     in_axis, out_axis = batch_axes(chain, inputs, targets)
     n = inputs.shape[in_axis]
@@ -207,7 +210,7 @@ def fit(
         )
     if n == 0:
         raise SpecError(f"fit got no training examples (inputs of shape {list(inputs.shape)})")
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     history = History()
     steps_per_epoch = -(-n // batch_size)
     start = time.perf_counter()
@@ -291,7 +294,7 @@ def _train_step(
 def evaluate(model: SpecChain, inputs: np.ndarray, targets: np.ndarray, loss: Loss) -> float:
     """The loss of the whole set in inference mode (dropout off), in one forward pass."""
     chain = _as_model(model)
-    inputs, targets = _unpack((inputs, targets))
+    inputs, targets = _unpack("evaluate", (inputs, targets))
     return float(loss(chain(inputs), targets))
 
 
@@ -303,9 +306,7 @@ def accuracy(logits: np.ndarray, labels: np.ndarray, ignore_index: int | None = 
     """
     if not isinstance(logits, np.ndarray) or logits.ndim < 1:
         raise ShapeError("accuracy: logits must be a numpy array [..., C] (classes last)")
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"accuracy: labels must be integer class indices, got {labels.dtype}")
+    labels = check_int_array("accuracy", "labels", np.asarray(labels), "integer class indices")
     if logits.shape[:-1] != labels.shape:
         raise ShapeError(
             f"accuracy: logits {list(logits.shape)} need labels of shape "
@@ -338,19 +339,16 @@ def generate(
     ``[T]`` prompt gives ``[T + n]``).
     """
     chain = _as_model(model)
-    if not isinstance(prompt, np.ndarray) or prompt.dtype.kind not in "iu":
-        raise TypeError("generate: prompt must be an integer numpy array of token ids [T, B]")
+    prompt = check_int_array(
+        "generate", "prompt", prompt, "an integer numpy array of token ids [T, B]"
+    )
     if prompt.ndim not in (1, 2) or prompt.shape[0] == 0:
         raise ShapeError(
             f"generate: prompt must be [T, B] (or [T]) with T >= 1, got {list(prompt.shape)}"
         )
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise SpecError(f"generate n must be an int >= 0, got {n!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)):
-        raise TypeError(f"generate temperature must be a number, got {temperature!r}")
-    if not 0.0 <= float(temperature) < math.inf:
-        raise SpecError(f"generate temperature must be >= 0 and finite, got {temperature}")
-    generator = as_generator(rng)
+    n = check_non_negative_int("generate", "n", n)
+    temperature = check_non_negative("generate", "temperature", temperature)
+    generator = runtime_generator(rng)
     unbatched = prompt.ndim == 1
     tokens = prompt[:, None] if unbatched else prompt
     out = np.empty((tokens.shape[0] + n, tokens.shape[1]), dtype=prompt.dtype)
@@ -362,7 +360,7 @@ def generate(
                 f"generate needs a model from int[T, B] to logits [T, B, V], got output "
                 f"{getattr(logits, 'shape', type(logits).__name__)} for input {list(out[:t].shape)}"
             )
-        out[t] = _sample(logits[-1], float(temperature), generator)
+        out[t] = _sample(logits[-1], temperature, generator)
     return out[:, 0] if unbatched else out
 
 
@@ -372,7 +370,7 @@ def _sample(logits: np.ndarray, temperature: float, generator: np.random.Generat
         return np.argmax(logits, axis=-1)
     with np.errstate(over="ignore"):
         scaled = logits.astype(np.float64) / temperature
-    probs = np.exp(log_softmax(scaled))
+    probs = softmax(scaled)
     cdf: np.ndarray = np.cumsum(probs, axis=-1)
     cdf /= cdf[:, -1:]
     u = generator.random((logits.shape[0],))

@@ -251,7 +251,8 @@ BAD_INPUTS = [
         lambda: sc.losses.cross_entropy(F64, np.array([0.0, 1.0, 2.0])),
         TypeError,
         re.escape(
-            "cross_entropy target must be an integer numpy array of class indices, got float64"
+            "cross_entropy.target must be an integer numpy array of class indices, "
+            "got float64 array"
         ),
     ),
     ErrorInput(
@@ -264,7 +265,7 @@ BAD_INPUTS = [
         "ce_int_logits",
         lambda: sc.losses.cross_entropy(np.zeros((3, 4), np.int64), np.array([0, 1, 2])),
         TypeError,
-        r"^cross_entropy input must be a float numpy array, got int64 array$",
+        r"^cross_entropy\.input must be a float numpy array, got int64 array$",
     ),
     ErrorInput(
         "ce_target_shape",
@@ -288,7 +289,7 @@ BAD_INPUTS = [
         "ce_float_ignore_index",
         lambda: CrossEntropyLoss(ignore_index=1.5),  # type: ignore[arg-type]
         TypeError,
-        r"^CrossEntropyLoss\.ignore_index must be an int, got 1\.5$",
+        r"^CrossEntropyLoss\.ignore_index must be an int, got 1\.5 \(float\)$",
     ),
     ErrorInput(
         "mse_shape",
@@ -308,19 +309,19 @@ BAD_INPUTS = [
         "mse_int_target",
         lambda: sc.losses.mse(np.zeros(3), np.zeros(3, np.int64)),
         TypeError,
-        r"^mse target must be a float numpy array, got int64 array$",
+        r"^mse\.target must be a float numpy array, got int64 array$",
     ),
     ErrorInput(
         "mse_list_input",
         lambda: sc.losses.mse([0.0, 1.0], np.zeros(2)),  # type: ignore[arg-type]
         TypeError,
-        r"^mse input must be a float numpy array, got list$",
+        r"^mse\.input must be a float numpy array, got list$",
     ),
     ErrorInput(
         "unknown_reduction",
         lambda: MSELoss(reduction="avg"),
         sc.SpecError,
-        re.escape("reduction must be one of ('mean', 'sum', 'none'), got 'avg'"),
+        re.escape("MSELoss.reduction must be one of ('mean', 'sum', 'none'), got 'avg'"),
     ),
     ErrorInput(
         "value_and_grad_of_none",

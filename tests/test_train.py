@@ -181,19 +181,19 @@ def test_mismatched_sizes() -> None:
 
 def test_lr_must_be_positive() -> None:
     model = regressor()
-    with pytest.raises(sc.SpecError, match="SGD lr must be > 0 and finite, got 0"):
+    with pytest.raises(sc.SpecError, match=r"SGD\.lr must be > 0 and finite, got 0"):
         SGD(model, lr=0)
-    with pytest.raises(sc.SpecError, match=r"Adam lr must be > 0 and finite, got -0\.001"):
+    with pytest.raises(sc.SpecError, match=r"Adam\.lr must be > 0 and finite, got -0\.001"):
         Adam(model, lr=-1e-3)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"epochs": 0}, "fit epochs must be a positive int, got 0"),
-        ({"batch_size": 0}, "fit batch_size must be a positive int, got 0"),
-        ({"batch_size": 2.5}, "fit batch_size must be a positive int, got 2.5"),
-        ({"clip": 0.0}, "fit clip must be > 0"),
+        ({"epochs": 0}, r"fit\.epochs must be a positive int, got 0"),
+        ({"batch_size": 0}, r"fit\.batch_size must be a positive int, got 0"),
+        ({"batch_size": 2.5}, r"fit\.batch_size must be a positive int, got 2.5"),
+        ({"clip": 0.0}, r"fit\.clip must be > 0"),
     ],
 )
 def test_bad_fit_arguments(kwargs: dict[str, float], match: str) -> None:

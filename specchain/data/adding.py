@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from specchain.data.dataset import SequenceData, count, float_dtype
-from specchain.params import RngLike, as_generator
-from specchain.types import SpecError
+from specchain.data.dataset import SequenceData, float_dtype
+from specchain.params import RngLike, runtime_generator
+from specchain.validate import check_choice, check_int
 
 VARIANTS = ("paper", "modern")
 
@@ -42,12 +42,11 @@ def adding_problem(
     ``length`` must be >= 10 for ``"paper"`` (the first marker lies in the first ten pairs) and
     >= 2 for ``"modern"``.
     """
-    n = count("n", n)
-    if variant not in VARIANTS:
-        raise SpecError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    length = count("length", length, 10 if variant == "paper" else 2)
+    n = check_int("adding_problem", "n", n, minimum=0)
+    variant = check_choice("adding_problem", "variant", variant, VARIANTS)
+    length = check_int("adding_problem", "length", length, minimum=10 if variant == "paper" else 2)
     resolved = float_dtype(dtype)
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     if variant == "paper":
         x, y, lengths = _paper(n, length, generator)
     else:

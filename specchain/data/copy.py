@@ -22,8 +22,9 @@ import math
 
 import numpy as np
 
-from specchain.data.dataset import IGNORE_INDEX, SequenceData, count, float_dtype
-from specchain.params import RngLike, as_generator
+from specchain.data.dataset import IGNORE_INDEX, SequenceData, float_dtype
+from specchain.params import RngLike, runtime_generator
+from specchain.validate import check_int
 
 BLANK = 0
 
@@ -55,12 +56,12 @@ def copy_task(
         mask_blanks: score only the recall steps (others get ``IGNORE_INDEX``).
         dtype: float dtype of one-hot inputs.
     """
-    n = count("n", n)
-    length = count("length", length, 1)
-    delay = count("delay", delay, 1)
-    num_symbols = count("num_symbols", num_symbols, 1)
+    n = check_int("copy_task", "n", n, minimum=0)
+    length = check_int("copy_task", "length", length, minimum=1)
+    delay = check_int("copy_task", "delay", delay, minimum=1)
+    num_symbols = check_int("copy_task", "num_symbols", num_symbols, minimum=1)
     resolved = float_dtype(dtype)
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     steps = 2 * length + delay
     symbols = generator.integers(1, num_symbols + 1, size=(length, n), dtype=np.int64)
     ids = np.full((steps, n), BLANK, dtype=np.int64)
@@ -75,7 +76,7 @@ def copy_task(
 def memoryless_baseline(length: int = 10, delay: int = 20, num_symbols: int = 8) -> float:
     """Mean cross-entropy over all ``T`` steps of predicting blanks, then uniform symbols during
     the recall: ``length * log(K) / T`` (Arjovsky et al. 2016)."""
-    length = count("length", length, 1)
-    delay = count("delay", delay, 1)
-    num_symbols = count("num_symbols", num_symbols, 1)
+    length = check_int("memoryless_baseline", "length", length, minimum=1)
+    delay = check_int("memoryless_baseline", "delay", delay, minimum=1)
+    num_symbols = check_int("memoryless_baseline", "num_symbols", num_symbols, minimum=1)
     return length * math.log(num_symbols) / (2 * length + delay)

@@ -1,4 +1,4 @@
-"""``SequenceData``: what every generator returns, and the checks they share."""
+"""``SequenceData``: what every generator returns, and the dtype check they share."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import NamedTuple
 import numpy as np
 
 from specchain.params import check_float_dtype
-from specchain.types import SpecError
 
 IGNORE_INDEX = -100
 """Target value of positions that count for nothing (``sc.losses.cross_entropy``'s default)."""
@@ -27,15 +26,6 @@ class SequenceData(NamedTuple):
     inputs: np.ndarray
     targets: np.ndarray
     lengths: np.ndarray
-
-
-def count(name: str, value: object, minimum: int = 0) -> int:
-    """An int >= ``minimum`` (a named, clear error otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise SpecError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
 
 
 def float_dtype(dtype: object) -> np.dtype[np.floating]:

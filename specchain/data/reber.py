@@ -32,9 +32,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from specchain.data.dataset import IGNORE_INDEX, SequenceData, count, float_dtype
-from specchain.params import RngLike, as_generator
+from specchain.data.dataset import IGNORE_INDEX, SequenceData, float_dtype
+from specchain.numerics import softmax
+from specchain.params import RngLike, runtime_generator
 from specchain.types import ShapeError, SpecError
+from specchain.validate import check_int, check_unit_interval, out_of_range, wrong_type
 
 SYMBOLS: tuple[str, ...] = ("B", "T", "P", "S", "X", "V", "E")
 SYMBOL_INDEX: dict[str, int] = {s: i for i, s in enumerate(SYMBOLS)}
@@ -60,7 +62,7 @@ MIN_EMBEDDED_LENGTH = 9  # B T BTXSE T E
 
 def reber_string(rng: RngLike = None) -> str:
     """One Reber string (every choice between two arcs is a fair coin)."""
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     state, out = 0, []
     while state != REBER_FINAL:
         arcs = REBER_TRANSITIONS[state]
@@ -71,7 +73,7 @@ def reber_string(rng: RngLike = None) -> str:
 
 def embedded_reber_string(rng: RngLike = None) -> str:
     """One embedded Reber string: ``B``, the branch ``T``/``P``, a Reber string, branch, ``E``."""
-    generator = as_generator(rng)
+    generator = runtime_generator(rng)
     branch = CLASSES[int(generator.integers(2))]
     return "B" + branch + reber_string(generator) + branch + "E"
 
@@ -82,10 +84,12 @@ def embedded_reber_strings(n: int, rng: RngLike = 0, max_length: int | None = No
     ``max_length`` rejects and redraws longer strings (this truncates the length distribution,
     which is otherwise geometric-tailed); it must be at least 9, the shortest possible length.
     """
-    n = count("n", n)
+    n = check_int("embedded_reber_strings", "n", n, minimum=0)
     if max_length is not None:
-        max_length = count("max_length", max_length, MIN_EMBEDDED_LENGTH)
-    generator = as_generator(rng)
+        max_length = check_int(
+            "embedded_reber_strings", "max_length", max_length, minimum=MIN_EMBEDDED_LENGTH
+        )
+    generator = runtime_generator(rng)
     strings: list[str] = []
     while len(strings) < n:
         s = embedded_reber_string(generator)
@@ -121,7 +125,7 @@ def legal_next(prefix: str) -> frozenset[str]:
     embedded Reber string.
     """
     if not isinstance(prefix, str):
-        raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        raise wrong_type("legal_next", "prefix", "a str", prefix)
     if prefix == "":
         return frozenset("B")
     if prefix[0] != "B":
@@ -149,6 +153,8 @@ def legal_next(prefix: str) -> frozenset[str]:
 
 def is_embedded_reber(s: str) -> bool:
     """True when ``s`` is a complete embedded Reber string."""
+    if not isinstance(s, str):
+        raise wrong_type("is_embedded_reber", "s", "a str", s)
     try:
         return len(s) > 0 and legal_next(s) == frozenset() and s.endswith("E")
     except SpecError:
@@ -158,19 +164,19 @@ def is_embedded_reber(s: str) -> bool:
 # --- encoding ---------------------------------------------------------------------------------
 
 
-def _check_pad(pad: str) -> str:
+def _check_pad(owner: str, pad: str) -> str:
     if pad not in ("pre", "post"):
-        raise SpecError(f"pad must be 'pre' (zeros before) or 'post' (zeros after), got {pad!r}")
+        raise out_of_range(owner, "pad", "'pre' (zeros before) or 'post' (zeros after)", pad)
     return pad
 
 
-def _check_strings(strings: Sequence[str]) -> list[str]:
+def _check_strings(owner: str, strings: Sequence[str]) -> list[str]:
     if isinstance(strings, str):
-        raise TypeError("expected a sequence of strings, got one str; wrap it in a list")
+        raise wrong_type(owner, "strings", "a sequence of strings", strings, "wrap it in a list")
     out = list(strings)
     for k, s in enumerate(out):
         if not isinstance(s, str):
-            raise TypeError(f"string {k} must be a str, got {type(s).__name__}")
+            raise wrong_type(owner, f"strings[{k}]", "a str", s)
         bad = [c for c in s if c not in SYMBOL_INDEX]
         if bad:
             raise SpecError(f"string {k} ({s!r}) has symbols {bad} outside {''.join(SYMBOLS)}")
@@ -179,7 +185,7 @@ def _check_strings(strings: Sequence[str]) -> list[str]:
 
 def symbol_ids(strings: Sequence[str], pad: str = "post", pad_id: int = IGNORE_INDEX) -> np.ndarray:
     """``int64[T, N]`` symbol indices, ``T`` the longest length, ``pad_id`` on padding."""
-    strings, pad = _check_strings(strings), _check_pad(pad)
+    strings, pad = _check_strings("symbol_ids", strings), _check_pad("symbol_ids", pad)
     steps = max((len(s) for s in strings), default=0)
     ids = np.full((steps, len(strings)), pad_id, dtype=np.int64)
     for j, s in enumerate(strings):
@@ -198,6 +204,7 @@ def encode(
     on the last step).
     """
     resolved = float_dtype(dtype)
+    strings, pad = _check_strings("encode", strings), _check_pad("encode", pad)
     ids = symbol_ids(strings, pad=pad, pad_id=-1)
     x = np.zeros((*ids.shape, len(SYMBOLS)), dtype=resolved)
     t, j = np.nonzero(ids >= 0)
@@ -226,7 +233,8 @@ def classification_data(
     """The second-to-last-symbol task: inputs ``s[:-2]`` one-hot ``[T, N, 7]`` (padded at the
     front by default), targets ``int64[N]`` = ``CLASSES.index(s[-2])`` (0 for T, 1 for P), and
     the input lengths ``len(s) - 2``. Every string must be an embedded Reber string."""
-    strings = _check_strings(strings)
+    strings = _check_strings("classification_data", strings)
+    pad = _check_pad("classification_data", pad)
     for k, s in enumerate(strings):
         if not is_embedded_reber(s):
             raise SpecError(f"string {k} ({s!r}) is not an embedded Reber string")
@@ -254,7 +262,7 @@ class LanguageModelData(NamedTuple):
 
 def legal_masks(strings: Sequence[str]) -> np.ndarray:
     """``bool[T, N, 7]`` with ``T = max len(s) - 1``: the legal continuations of ``s[:t + 1]``."""
-    strings = _check_strings(strings)
+    strings = _check_strings("legal_masks", strings)
     steps = max((len(s) - 1 for s in strings), default=0)
     legal = np.zeros((max(steps, 0), len(strings), len(SYMBOLS)), dtype=bool)
     for j, s in enumerate(strings):
@@ -266,7 +274,7 @@ def legal_masks(strings: Sequence[str]) -> np.ndarray:
 
 def language_model_data(strings: Sequence[str], dtype: object = np.float32) -> LanguageModelData:
     """Inputs, next-symbol targets and legal-symbol masks of embedded Reber strings."""
-    strings = _check_strings(strings)
+    strings = _check_strings("language_model_data", strings)
     for k, s in enumerate(strings):
         if not is_embedded_reber(s):
             raise SpecError(f"string {k} ({s!r}) is not an embedded Reber string")
@@ -292,12 +300,8 @@ def prediction_correct(
     if threshold is None:
         picked = np.take_along_axis(legal, logits.argmax(axis=-1)[..., None], axis=-1)[..., 0]
         return picked & valid
-    if not 0.0 <= threshold < 1.0:
-        raise SpecError(f"threshold must be in [0, 1), got {threshold}")
-    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
-    with np.errstate(under="ignore"):
-        probs = np.exp(shifted)
-    probs /= probs.sum(axis=-1, keepdims=True)
+    threshold = check_unit_interval("prediction_correct", "threshold", threshold)
+    probs = softmax(logits.astype(np.float64))
     active = probs > threshold
     return active.any(axis=-1) & ~(active & ~legal).any(axis=-1) & valid
 

@@ -37,17 +37,12 @@ import numpy as np
 from specchain.exporters import pytorch
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM, LSTMCell
+from specchain.numerics import softmax
 from specchain.params import ParamDecl
 from specchain.spec import Context, NNModuleSpec, Params, positive_int
 from specchain.types import DimEnv, ShapeError, TensorType, TupleType, Type
 
 PARTS = ("encoder", "decoder", "attention_weights", "output")
-
-
-def _softmax(scores: np.ndarray, axis: int) -> np.ndarray:
-    shifted = scores - scores.max(axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 @attrs.define(eq=False)
@@ -136,7 +131,7 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
             scores, score_saved = parts["attention_weights"].forward(
                 sub["attention_weights"], pair, ctx
             )
-            alpha = _softmax(scores[..., 0], axis=0)  # [S, B]
+            alpha = softmax(scores[..., 0], axis=0)  # [S, B]
             context = np.einsum("sb,sbh->bh", alpha, enc_out)
             step_in = np.concatenate([target[t], context], axis=1)
             (h, c), cell_saved = parts["decoder"].forward(sub["decoder"], (step_in, (h, c)), ctx)

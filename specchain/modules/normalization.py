@@ -3,7 +3,6 @@ like ``torch.nn.LayerNorm(normalized_shape)`` with an int."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
@@ -12,17 +11,10 @@ import numpy as np
 from specchain.exporters import pytorch
 from specchain.params import Initializer, ParamDecl
 from specchain.spec import Context, NNModuleSpec, Params, flag, positive_int
-from specchain.types import ELLIPSIS, DimEnv, ShapeError, SpecError, TensorType, Type
+from specchain.types import ELLIPSIS, DimEnv, ShapeError, TensorType, Type
+from specchain.validate import attrs_validator, check_non_negative
 
-
-def _non_negative_number(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    owner = f"{type(inst).__name__}.{attribute.name}"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(
-            f"{owner} must be a finite number >= 0, got {value!r} ({type(value).__name__})"
-        )
-    if not 0.0 <= float(value) < math.inf:  # NaN fails this too
-        raise SpecError(f"{owner} must be a finite number >= 0, got {value!r}")
+_non_negative = attrs_validator(check_non_negative, "non_negative")  # eps: a finite number >= 0
 
 
 def _constant(value: float) -> Initializer:
@@ -58,7 +50,7 @@ class LayerNorm(NNModuleSpec, family="normalization"):
     """
 
     normalized_shape: int = attrs.field(validator=positive_int)
-    eps: float = attrs.field(default=1e-5, validator=_non_negative_number)
+    eps: float = attrs.field(default=1e-5, validator=_non_negative)
     elementwise_affine: bool = attrs.field(default=True, validator=flag)
     bias: bool = attrs.field(default=True, validator=flag)
 

@@ -26,6 +26,18 @@ import numpy as np
 from specchain.exporters import pytorch
 from specchain.modules.dropout import dropout_mask
 from specchain.modules.lstm_kernel import LayerWeights, layer_backward, layer_forward
+from specchain.modules.recurrent_base import (
+    Signature,
+    StateSlot,
+    check_state_type,
+    check_steps,
+    initial_states,
+    read_sequence,
+    sequence_dims,
+    split_input,
+    split_type,
+    suffix,
+)
 from specchain.params import ParamDecl, uniform
 from specchain.spec import (
     Context,
@@ -36,18 +48,10 @@ from specchain.spec import (
     positive_int,
     probability,
 )
-from specchain.types import (
-    AnyType,
-    Dim,
-    DimEnv,
-    ShapeError,
-    SpecError,
-    TensorType,
-    TupleType,
-    Type,
-)
+from specchain.types import Dim, DimEnv, ShapeError, SpecError, TensorType, TupleType, Type
 
 STATE_NAMES = ("h_n", "c_n")
+SIGNATURE = Signature("LSTM", "an", ("h0", "c0"))
 
 
 def _lstm_param_decls(
@@ -60,7 +64,7 @@ def _lstm_param_decls(
     for layer in range(layers):
         layer_in = input_size if layer == 0 else out * directions
         for direction in range(directions):
-            sfx = f"_l{layer}" + ("_reverse" if direction else "")
+            sfx = suffix(layer, direction)
             decls[f"weight_ih{sfx}"] = ParamDecl((4 * hidden, layer_in), init)
             decls[f"weight_hh{sfx}"] = ParamDecl((4 * hidden, out), init)
             if bias:
@@ -71,10 +75,6 @@ def _lstm_param_decls(
     return decls
 
 
-def _suffix(layer: int, direction: int) -> str:
-    return f"_l{layer}" + ("_reverse" if direction else "")
-
-
 def _weights(params: Params, sfx: str) -> LayerWeights:
     bias = None
     if f"bias_ih{sfx}" in params:
@@ -82,49 +82,6 @@ def _weights(params: Params, sfx: str) -> LayerWeights:
     return LayerWeights(
         params[f"weight_ih{sfx}"], params[f"weight_hh{sfx}"], bias, params.get(f"weight_hr{sfx}")
     )
-
-
-def _split_input(x: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    if isinstance(x, tuple):
-        if len(x) != 2 or not isinstance(x[1], tuple) or len(x[1]) != 2:
-            raise ShapeError("an LSTM takes x or (x, (h0, c0))")
-        return x[0], x[1]
-    return x, None
-
-
-def _split_type(t: Type, sequence: TensorType) -> tuple[TensorType, tuple[Type, Type] | None]:
-    """``(x type, (h0 type, c0 type) or None)``; an ``x`` known only at call time (``ANY``)
-    reads as ``sequence``, the spec's own input type."""
-    if isinstance(t, AnyType):
-        return sequence, None
-    if isinstance(t, TupleType):
-        state = t.items[1] if len(t.items) == 2 else None
-        if isinstance(state, AnyType):
-            state = TupleType((state, state))
-        if not isinstance(state, TupleType) or len(state.items) != 2:
-            raise ShapeError(f"takes x or (x, (h0, c0)), got {t}")
-        x_type = t.items[0]
-        state_types: tuple[Type, Type] | None = (state.items[0], state.items[1])
-    else:
-        x_type, state_types = t, None
-    if isinstance(x_type, AnyType):
-        x_type = sequence
-    if not isinstance(x_type, TensorType) or x_type.dtype != "float":
-        raise ShapeError(f"takes a float sequence, got {x_type}")
-    return x_type, state_types
-
-
-def _check_state_type(t: Type, expected: tuple[Dim, ...], what: str, dims: DimEnv) -> None:
-    if isinstance(t, AnyType):  # known only when data arrives: forward checks it then
-        return
-    shown = "[" + ", ".join(map(str, (dims.resolve(d) for d in expected))) + "]"
-    if not isinstance(t, TensorType) or t.dtype != "float" or t.rank != len(expected):
-        raise ShapeError(f"{what} must be {shown}, got {t}")
-    for k, (actual, want) in enumerate(zip(t.dims, expected)):
-        try:
-            dims.equal(actual, want, f"dim {k}")
-        except ShapeError as err:  # name the whole expected and actual shapes, like PyTorch
-            raise ShapeError(f"{what} must be {shown}, got {t}: {err}") from None
 
 
 @attrs.define(eq=False)
@@ -207,7 +164,7 @@ class LSTM(NNModuleSpec, family="recurrent"):
         return TensorType((*lead, self.input_size))
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        x_type, state = _split_type(in_type, self._sequence_type())
+        x_type, state = split_type(in_type, self._sequence_type(), SIGNATURE)
         if x_type.variadic:
             x_type = dims.fix_rank(x_type, self._sequence_type().dims, "input")
         if x_type.rank not in (2, 3):
@@ -215,17 +172,14 @@ class LSTM(NNModuleSpec, family="recurrent"):
                 f"rank: expected [T, B, {self.input_size}] or [T, {self.input_size}], got {x_type}"
             )
         dims.equal(x_type.dims[-1], self.input_size, "feature size")
-        batched = x_type.rank == 3
-        if batched:
-            time, batch = (x_type.dims[1], x_type.dims[0]) if self.batch_first else x_type.dims[:2]
-        else:
-            time, batch = x_type.dims[0], 1
-        if time == 0:
-            raise ShapeError("LSTM needs at least one time step, got T = 0")
-        lead: tuple[Dim, ...] = (self.num_layers * self.directions,) + ((batch,) if batched else ())
+        time, batch = sequence_dims(x_type, self.batch_first)
+        check_steps(time, "LSTM")
+        lead: tuple[Dim, ...] = (self.num_layers * self.directions,) + (
+            () if batch is None else (batch,)
+        )
         if state is not None:
-            _check_state_type(state[0], (*lead, self.out_size), "h0", dims)
-            _check_state_type(state[1], (*lead, self.hidden_size), "c0", dims)
+            check_state_type(state[0], (*lead, self.out_size), "h0", dims)
+            check_state_type(state[1], (*lead, self.hidden_size), "c0", dims)
         y = x_type.with_dims((*x_type.dims[:-1], self.directions * self.out_size))
         if not self.return_state:
             return y
@@ -237,13 +191,10 @@ class LSTM(NNModuleSpec, family="recurrent"):
     # --- forward / backward ---------------------------------------------------------------
 
     def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Any]:
-        seq, state = _split_input(x)
-        unbatched = seq.ndim == 2
-        seq = self._time_major(seq, unbatched)
+        seq, state, layout = read_sequence(x, SIGNATURE, self.batch_first)
         steps, batch = seq.shape[:2]
-        if steps == 0:
-            raise ShapeError("LSTM needs at least one time step, got T = 0")
-        h0, c0 = self._initial_state(state, batch, seq.dtype, unbatched)
+        count = self.num_layers * self.directions
+        h0, c0 = initial_states(state, self._state_slots(), count, batch, seq.dtype, layout)
         masks = self._masks(ctx, (steps, batch, self.directions * self.out_size), seq.dtype)
         layer_in = seq
         caches = []
@@ -254,28 +205,27 @@ class LSTM(NNModuleSpec, family="recurrent"):
             outputs = []
             for direction in range(self.directions):
                 k = layer * self.directions + direction
-                w = _weights(params, _suffix(layer, direction))
+                w = _weights(params, suffix(layer, direction))
                 run_in = layer_in[::-1] if direction else layer_in
                 out, cache = layer_forward(run_in, h0[k], c0[k], w)
                 h_n[k], c_n[k] = cache.hs[-1], cache.cs[-1]
                 outputs.append(out[::-1] if direction else out)
                 caches.append(cache)
             layer_in = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
-        y = self._from_time_major(layer_in, unbatched)
-        saved = (caches, masks, unbatched, state is not None)
-        if unbatched:
-            h_n, c_n = h_n[:, 0], c_n[:, 0]
+        y = layout.from_time_major(layer_in)
+        saved = (caches, masks, layout, state is not None)
+        h_n, c_n = layout.state_out(h_n), layout.state_out(c_n)
         if self.return_state:
             return (y, (h_n, c_n)), saved
         return y, saved
 
     def backward(self, params: Params, saved: Any, dout: Any) -> tuple[Any, Params]:
-        caches, masks, unbatched, had_state = saved
+        caches, masks, layout, had_state = saved
         if self.return_state:
             dy, (dh_n, dc_n) = dout
         else:
             dy, dh_n, dc_n = dout, None, None
-        dy = self._time_major(dy, unbatched)
+        dy = layout.to_time_major(dy)
         batch = dy.shape[1]
         lead = (self.num_layers * self.directions, batch)
         # explicit feature sizes: with B = 0 a -1 in reshape is ambiguous
@@ -297,7 +247,7 @@ class LSTM(NNModuleSpec, family="recurrent"):
             d_in = None
             for direction in range(self.directions):
                 k = layer * self.directions + direction
-                sfx = _suffix(layer, direction)
+                sfx = suffix(layer, direction)
                 d_out = d_layer[:, :, direction * p : (direction + 1) * p]
                 if direction:
                     d_out = d_out[::-1]
@@ -316,52 +266,19 @@ class LSTM(NNModuleSpec, family="recurrent"):
             if layer > 0 and masks:
                 d_in = d_in * masks[layer - 1]
             d_layer = d_in
-        dx_out = self._from_time_major(d_layer, unbatched)
+        dx_out = layout.from_time_major(d_layer)
         if not had_state:
             return dx_out, grads
-        if unbatched:
-            dh0, dc0 = dh0[:, 0], dc0[:, 0]
-        return (dx_out, (dh0, dc0)), grads
+        return (dx_out, (layout.state_out(dh0), layout.state_out(dc0))), grads
 
-    # --- layout helpers -------------------------------------------------------------------
+    # --- states ---------------------------------------------------------------------------
 
-    def _time_major(self, seq: np.ndarray, unbatched: bool) -> np.ndarray:
-        if unbatched:
-            return seq[:, None, :]
-        return seq.transpose(1, 0, 2) if self.batch_first else seq
-
-    def _from_time_major(self, seq: np.ndarray, unbatched: bool) -> np.ndarray:
-        if unbatched:
-            return seq[:, 0, :]
-        return seq.transpose(1, 0, 2) if self.batch_first else seq
-
-    def _initial_state(
-        self,
-        state: tuple[np.ndarray, np.ndarray] | None,
-        batch: int,
-        dtype: np.dtype[Any],
-        unbatched: bool,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        count = self.num_layers * self.directions
-        if state is None:
-            return (
-                np.zeros((count, batch, self.out_size), dtype),
-                np.zeros((count, batch, self.hidden_size), dtype),
-            )
-        out = []
-        for what, value, size in zip(("h0", "c0"), state, (self.out_size, self.hidden_size)):
-            expected = (count, size) if unbatched else (count, batch, size)
-            if value.shape != expected:
-                layout = "num_layers * num_directions" + ("" if unbatched else ", batch")
-                feature = "proj_size" if what == "h0" and self.proj_size else "hidden_size"
-                raise ShapeError(
-                    f"{what} must have shape {list(expected)} ({layout}, {feature}), "
-                    f"got {list(value.shape)}"
-                )
-            if value.dtype != dtype:
-                raise TypeError(f"{what} dtype {value.dtype} != input dtype {dtype}")
-            out.append(value[:, None, :] if unbatched else value)
-        return out[0], out[1]
+    def _state_slots(self) -> tuple[StateSlot, StateSlot]:
+        h_feature = "proj_size" if self.proj_size else "hidden_size"
+        return (
+            StateSlot("h0", self.out_size, h_feature),
+            StateSlot("c0", self.hidden_size, "hidden_size"),
+        )
 
     def _masks(
         self, ctx: Context, shape: tuple[int, ...], dtype: np.dtype[Any]
@@ -437,7 +354,7 @@ class LSTMCell(NNModuleSpec, family="recurrent"):
         return TensorType(("B", self.input_size))
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        x_type, state = _split_type(in_type, TensorType(("B", self.input_size)))
+        x_type, state = split_type(in_type, TensorType(("B", self.input_size)), SIGNATURE)
         if x_type.variadic:
             x_type = x_type.with_dims(("B", x_type.dims[-1]))
         if x_type.rank not in (1, 2):
@@ -447,13 +364,13 @@ class LSTMCell(NNModuleSpec, family="recurrent"):
         dims.equal(x_type.dims[-1], self.input_size, "feature size")
         lead = x_type.dims[:-1]
         if state is not None:
-            _check_state_type(state[0], (*lead, self.hidden_size), "h", dims)
-            _check_state_type(state[1], (*lead, self.hidden_size), "c", dims)
+            check_state_type(state[0], (*lead, self.hidden_size), "h", dims)
+            check_state_type(state[1], (*lead, self.hidden_size), "c", dims)
         out = TensorType((*lead, self.hidden_size))
         return TupleType((out, out), ("h", "c"))
 
     def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Any]:
-        inp, state = _split_input(x)
+        inp, state = split_input(x, SIGNATURE)
         unbatched = inp.ndim == 1
         batch = inp.reshape(1, -1) if unbatched else inp
         shape = (batch.shape[0], self.hidden_size)

@@ -67,11 +67,11 @@ def test_memoryless_baseline() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(sc.SpecError, match="length must be an int >= 1, got 0"):
+    with pytest.raises(sc.SpecError, match=r"copy_task\.length must be a positive int, got 0"):
         copy.copy_task(4, length=0)
-    with pytest.raises(sc.SpecError, match="delay must be an int >= 1, got 0"):
+    with pytest.raises(sc.SpecError, match=r"copy_task\.delay must be a positive int, got 0"):
         copy.copy_task(4, delay=0)
-    with pytest.raises(sc.SpecError, match="num_symbols must be an int >= 1, got 0"):
+    with pytest.raises(sc.SpecError, match=r"copy_task\.num_symbols must be a positive int, got 0"):
         copy.copy_task(4, num_symbols=0)
     with pytest.raises(sc.SpecError, match="n must be an int >= 0, got -2"):
         copy.copy_task(-2)

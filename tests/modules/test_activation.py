@@ -192,7 +192,7 @@ BAD_INPUTS = [
         "empty_name",
         lambda: Tanh(name=""),
         TypeError,
-        r"^Tanh\.name must be a non-empty string, got ''$",
+        r"^Tanh\.name must be a non-empty string, got '' \(str\)$",
     ),
     ErrorInput(
         "reserved_name",

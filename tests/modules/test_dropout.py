@@ -174,13 +174,13 @@ BAD_INPUTS = [
         "p_str",
         lambda: Dropout("0.5"),  # type: ignore[arg-type]
         TypeError,
-        r"^Dropout\.p must be a float in \[0, 1\], got '0\.5'$",
+        r"^Dropout\.p must be a float in \[0, 1\], got '0\.5' \(str\)$",
     ),
     ErrorInput(
         "p_bool",
         lambda: Dropout(True),
         TypeError,
-        r"^Dropout\.p must be a float in \[0, 1\], got True$",
+        r"^Dropout\.p must be a float in \[0, 1\], got True \(bool\)$",
     ),
     ErrorInput(
         "scaled_p_above_one",

@@ -153,7 +153,7 @@ BAD_INPUTS = [
         "int_bias_flag",
         lambda: Linear(3, 4, bias=1),  # type: ignore[arg-type]
         TypeError,
-        r"^Linear\.bias must be True or False, got 1$",
+        r"^Linear\.bias must be True or False, got 1 \(int\)$",
     ),
     ErrorInput(
         "reserved_name",

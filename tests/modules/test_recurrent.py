@@ -632,13 +632,13 @@ BAD_INPUTS = [
         "dropout_str",
         lambda: LSTM(3, 4, dropout="0.2"),  # type: ignore[arg-type]
         TypeError,
-        r"^LSTM\.dropout must be a float in \[0, 1\], got '0\.2'$",
+        r"^LSTM\.dropout must be a float in \[0, 1\], got '0\.2' \(str\)$",
     ),
     ErrorInput(
         "bidirectional_int",
         lambda: LSTM(3, 4, bidirectional=1),  # type: ignore[arg-type]
         TypeError,
-        r"^LSTM\.bidirectional must be True or False, got 1$",
+        r"^LSTM\.bidirectional must be True or False, got 1 \(int\)$",
     ),
     ErrorInput(
         "call_wrong_feature_size",

@@ -14,7 +14,7 @@ from specchain.modules.activation import Identity
 from specchain.modules.embedding import OneHot
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM
-from specchain.params import as_generator
+from specchain.params import init_generator
 from specchain.types import TensorType, TupleType, Type
 
 
@@ -22,7 +22,7 @@ from specchain.types import TensorType, TupleType, Type
 def library_generator_untouched() -> Iterator[None]:
     """Specs draw initial weights from the library-wide generator; the chains built here
     overwrite them at once, so put the generator back where the user left it."""
-    generator = as_generator(None)
+    generator = init_generator(None)
     saved = generator.bit_generator.state
     try:
         yield

@@ -20,7 +20,7 @@ from specchain.modules.dropout import Dropout, ScaledDropout
 from specchain.modules.gatewise import LSTMGateParams
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM
-from specchain.params import RngLike, as_generator
+from specchain.params import RngLike, init_generator
 from specchain.types import SpecError
 
 DropoutInference = Literal["seed", "identity"]
@@ -114,7 +114,7 @@ class LSTMGenerator(_VocabModel):
         cls, vocab_size: int, hidden_size: int, rng: RngLike = None, dtype: Any = np.float32
     ) -> LSTMGenerator:
         """PyTorch's default initialisation of every part, from ``rng``."""
-        gen = as_generator(rng)
+        gen = init_generator(rng)
         return cls(
             LinearParams.init(vocab_size, hidden_size, gen, dtype),
             parts.init_lstm(hidden_size, hidden_size, gen, dtype),
@@ -191,7 +191,7 @@ class LSTMLanguageModel(_VocabModel):
         dtype: Any = np.float32,
     ) -> LSTMLanguageModel:
         """PyTorch's default initialisation of every part, from ``rng``."""
-        gen = as_generator(rng)
+        gen = init_generator(rng)
         embedding = LinearParams.init(vocab_size, hidden_size, gen, dtype)
         layers = [parts.init_lstm(hidden_size, hidden_size, gen, dtype) for _ in range(num_layers)]
         projection = LinearParams.init(hidden_size, vocab_size, gen, dtype)

@@ -12,7 +12,7 @@ import numpy as np
 from specchain.modules.gatewise import LSTMGateParams
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM
-from specchain.params import RngLike, as_generator
+from specchain.params import RngLike, init_generator
 from specchain.types import ShapeError, SpecError
 
 
@@ -44,7 +44,7 @@ class LinearParams:
         cls, in_features: int, out_features: int, rng: RngLike = None, dtype: Any = np.float32
     ) -> LinearParams:
         """PyTorch's default initialisation (that of ``Linear``), from ``rng``."""
-        params = Linear(in_features, out_features, rng=as_generator(rng)).to(dtype).params
+        params = Linear(in_features, out_features, rng=init_generator(rng)).to(dtype).params
         return cls(params["weight"], params["bias"])
 
 

@@ -17,7 +17,7 @@ from specchain.chain import SpecChain
 from specchain.models.torchlean.chains import build_loaded, state_typed
 from specchain.models.torchlean.layout import Layout, count_layers, read_parts, slots_of, state_of
 from specchain.models.torchlean.parts import LinearParams, linear_sizes, lstm_sizes, same
-from specchain.params import FLOAT_DTYPES, RngLike, as_generator
+from specchain.params import FLOAT_DTYPES, RngLike, init_generator
 from specchain.types import SpecError
 
 M = TypeVar("M", bound="Model")
@@ -213,7 +213,7 @@ class SizedModel(SequenceModel):
         dtype: Any = np.float32,
     ) -> S:
         """PyTorch's default initialisation of every part, from ``rng``."""
-        gen = as_generator(rng)
+        gen = init_generator(rng)
         return cls(*cls._init_parts(input_size, hidden_size, output_size, gen, dtype))
 
     @classmethod

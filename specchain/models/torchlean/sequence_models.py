@@ -22,7 +22,7 @@ from specchain.models.torchlean.layout import Layout, LinearSlot, LSTMSlot, lstm
 from specchain.models.torchlean.parts import LinearParams
 from specchain.models.torchlean.record import SizedModel, StateModel
 from specchain.modules.gatewise import LSTMGateParams
-from specchain.params import RngLike, as_generator
+from specchain.params import RngLike, init_generator
 from specchain.types import SpecError
 
 
@@ -174,7 +174,7 @@ class MultiLayerLSTMModel(StateModel):
         dtype: Any = np.float32,
     ) -> MultiLayerLSTMModel:
         """PyTorch's default initialisation of every part, from ``rng``."""
-        gen = as_generator(rng)
+        gen = init_generator(rng)
         sizes = [input_size] + [hidden_size] * (num_layers - 1)
         layers = [parts.init_lstm(size, hidden_size, gen, dtype) for size in sizes]
         return cls.from_layers(layers, LinearParams.init(hidden_size, output_size, gen, dtype))
