@@ -18,6 +18,7 @@ from specchain.chain import SpecChain, infer_types
 from specchain.graph import INPUT, OUTPUT
 from specchain.params import DEFAULT_DTYPE, FLOAT_DTYPES, RngLike, runtime_generator
 from specchain.spec import Context, NNModuleSpec, Value
+from specchain.tree import leaves
 from specchain.types import (
     ELLIPSIS,
     DimEnv,
@@ -130,7 +131,7 @@ def _params_dtype(steps: tuple[Step, ...]) -> np.dtype[Any] | None:
 def check_input(chain: SpecChain, x: Value, model_dtype: np.dtype[Any] | None) -> None:
     """Check the input against ``chain.in_type`` (symbols bind to sizes) and the params' dtype."""
     chain.check_input_type(type_of(x))
-    for leaf in _leaves(x):
+    for leaf in leaves(x):
         if model_dtype is not None and leaf.dtype.kind == "f" and leaf.dtype != model_dtype:
             fix = f"cast the input with x.astype(np.{model_dtype})"
             if leaf.dtype in FLOAT_DTYPES:  # model.to only takes float32 / float64
@@ -160,12 +161,6 @@ def _unchecked(t: Type) -> bool:
     if isinstance(t, TupleType):
         return any(_unchecked(i) for i in t.items)
     return contains_any(t) or (isinstance(t, TensorType) and t.dims == (ELLIPSIS,))
-
-
-def _leaves(value: Value) -> list[np.ndarray]:
-    if isinstance(value, tuple):
-        return [leaf for item in value for leaf in _leaves(item)]
-    return [value]
 
 
 def _annotate(err: Exception, step: Step, inp: Value, phase: str) -> None:

@@ -14,12 +14,14 @@ tensor within six orders of magnitude of the largest one fails.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 
+from specchain.tree import leaves, tree_map
 from specchain.types import SpecError
 from specchain.validate import check_flag, check_positive
 
@@ -70,7 +72,7 @@ def gradcheck(
         raise SpecError(f"gradcheck needs float64; call model.to(np.float64) (it is {model.dtype})")
     y, tape = model.forward(x, train=train, rng=rng)
     if loss is None:
-        dy = _like(y, np.random.default_rng(12345))
+        dy = _random_like(y, np.random.default_rng(12345))
     else:
         _, dy = loss.value_and_grad(y, target)
 
@@ -78,18 +80,20 @@ def gradcheck(
         # Outputs are differenced before the dot product with dy = dL/dy: differencing two
         # whole losses (or sums) would cancel large, nearly equal numbers and leave rounding
         # noise far above 1e-7. The loss's own gradient is checked in the loss tests.
-        return _dot(_minus(plus, minus), dy)
+        return _dot(tree_map(operator.sub, plus, minus), dy)
 
     dx, grads = model.backward(tape, dy)
 
     def f() -> Any:
-        return _copy(model.forward(x, train=train, rng=rng)[0])  # an output may view the input
+        return tree_map(
+            np.copy, model.forward(x, train=train, rng=rng)[0]
+        )  # an output may view the input
 
     pairs = {
         name: (grads[name], _numeric(f, change, p, eps))
         for name, p in model.named_parameters().items()
     }
-    for i, (leaf, d) in enumerate(zip(_leaves(x), _leaves(dx), strict=False)):
+    for i, (leaf, d) in enumerate(zip(leaves(x), leaves(dx), strict=False)):
         if d is not None and leaf.dtype.kind == "f":
             pairs["input" if i == 0 else f"input[{i}]"] = (d, _numeric(f, change, leaf, eps))
     largest = max((float(np.max(np.abs(a), initial=0.0)) for a, _ in pairs.values()), default=0.0)
@@ -117,31 +121,16 @@ def _numeric(
     return grad
 
 
-def _like(value: Any, rng: np.random.Generator) -> Any:
-    if isinstance(value, tuple):
-        return tuple(_like(v, rng) for v in value)
-    return rng.standard_normal(value.shape) if value.dtype.kind == "f" else None
+def _random_like(value: Any, rng: np.random.Generator) -> Any:
+    """A float64 normal cotangent for every float leaf, None for integer leaves."""
 
+    def draw(leaf: np.ndarray) -> np.ndarray | None:
+        return rng.standard_normal(leaf.shape) if leaf.dtype.kind == "f" else None
 
-def _copy(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return tuple(_copy(v) for v in value)
-    return value.copy()
-
-
-def _minus(a: Any, b: Any) -> Any:
-    if isinstance(a, tuple):
-        return tuple(_minus(x, y) for x, y in zip(a, b, strict=True))
-    return a - b
+    return tree_map(draw, value)
 
 
 def _dot(value: Any, weights: Any) -> float:
-    if isinstance(value, tuple):
-        return sum(_dot(v, w) for v, w in zip(value, weights, strict=False))
-    return 0.0 if weights is None else float(np.sum(value * weights))
-
-
-def _leaves(value: Any) -> list[Any]:
-    if isinstance(value, (tuple, list)):
-        return [leaf for item in value for leaf in _leaves(item)]
-    return [value]
+    """``sum(value * weights)`` over matching leaves; a None weight counts as zero."""
+    pairs = zip(leaves(value), leaves(weights), strict=True)
+    return sum(0.0 if w is None else float(np.sum(v * w)) for v, w in pairs)

@@ -1,4 +1,4 @@
-"""The Python blocks of the README and the tutorial run as written, in order, in a scratch dir."""
+"""The Python blocks of the docs run as written, in order, in a scratch dir."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.user_code import run_python
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", ROOT / "docs" / "tutorial.md"]
+CUSTOM_LAYERS = ROOT / "docs" / "custom_layers.md"
+LAYER_FILE_BLOCK = re.compile(r'```python title="mylayers.py"\n(.*?)```', flags=re.S)
 
 
 def python_blocks(path: Path) -> list[str]:
@@ -33,3 +37,18 @@ def test_tutorial_error_message_is_current() -> None:
     with pytest.raises(sc.ShapeError) as info:
         LSTM(8, 16) >> Linear(32, 4)
     assert f"# {info.value}" in text
+
+
+def test_custom_layers_page_runs_in_a_fresh_process(tmp_path: Path) -> None:
+    """The blocks titled ``mylayers.py`` make that file; the other Python blocks run in order as
+    one script beside it, in a fresh process: ``mylayers`` never enters this process's registry."""
+    layer_file = LAYER_FILE_BLOCK.findall(CUSTOM_LAYERS.read_text())
+    blocks = python_blocks(CUSTOM_LAYERS)
+    assert len(layer_file) == 2 and len(blocks) >= 8
+    (tmp_path / "mylayers.py").write_text("\n".join(layer_file))
+    (tmp_path / "page.py").write_text("\n".join(blocks))
+    done = run_python("page.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "rms_norm.weight" in done.stdout  # the printed gradcheck and verify reports
+    made = ["model.npz", "out/normed_lstm.svg", "out/normed_lstm/model.py", "out/cli/model.py"]
+    assert [path for path in made if not (tmp_path / path).is_file()] == []

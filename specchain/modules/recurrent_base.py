@@ -170,8 +170,6 @@ def split_type(
     """``(x type, state part types or None)``; an ``x`` known only at call time (``ANY``)
     reads as ``sequence``, the spec's own input type, and an ``ANY`` state as one ``ANY`` per
     part."""
-    if isinstance(t, AnyType):
-        return sequence, None
     parts = len(signature.states)
     state_types: tuple[Type, ...] | None = None
     if isinstance(t, TupleType):

@@ -36,10 +36,9 @@ def _tensor(spec: NNModuleSpec, in_type: Type, min_rank: int) -> TensorType:
 
 
 def _unknown(in_type: Type) -> bool:
-    """True while (part of) a tuple input is only known at call time."""
-    if isinstance(in_type, TupleType):
-        return any(isinstance(i, AnyType) for i in in_type.items)
-    return isinstance(in_type, AnyType)
+    """True while an item of a tuple input is only known at call time (a whole input known only
+    then never gets here: ``NNModuleSpec.infer_type``)."""
+    return isinstance(in_type, TupleType) and any(isinstance(i, AnyType) for i in in_type.items)
 
 
 def _tensors(spec: NNModuleSpec, in_type: Type, min_items: int) -> list[TensorType]:

@@ -18,6 +18,7 @@ from specchain.examples import example_input
 from specchain.exporters.pytorch.emitters import sibling_text
 from specchain.exporters.pytorch.naming import assign_names, torch_state
 from specchain.exporters.pytorch.source import to_source
+from specchain.tree import leaves, structure
 
 
 def export(
@@ -51,19 +52,3 @@ def export(
 
 def _flatten_named(prefix: str, value: Any) -> dict[str, np.ndarray]:
     return {f"{prefix}_{i}": leaf for i, leaf in enumerate(leaves(value))}
-
-
-def leaves(value: Any) -> list[Any]:
-    """The arrays of a nested tuple/list, depth first."""
-    if isinstance(value, (tuple, list)):
-        return [leaf for item in value for leaf in leaves(item)]
-    return [value]
-
-
-def structure(value: Any, counter: list[int] | None = None) -> Any:
-    """Nested lists of leaf numbers, to rebuild tuples from the flat reference file."""
-    counter = [0] if counter is None else counter
-    if isinstance(value, (tuple, list)):
-        return [structure(item, counter) for item in value]
-    counter[0] += 1
-    return counter[0] - 1

@@ -9,7 +9,7 @@ inside functions (``import specchain`` works without torch).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -18,10 +18,10 @@ import numpy as np
 from specchain.chain import SpecChain
 from specchain.examples import example_input
 from specchain.exporters.pytorch.emitters import ExportError
-from specchain.exporters.pytorch.files import leaves, structure
 from specchain.exporters.pytorch.naming import assign_names, torch_state
 from specchain.exporters.pytorch.source import to_source
 from specchain.state import StateDictError
+from specchain.tree import leaves, rebuild, structure, tree_map
 
 
 @attrs.frozen
@@ -92,14 +92,14 @@ def verify(
     if loss is not None:
         value, dy = loss.value_and_grad(y, targets)
     else:
-        value, dy = None, _cotangent_like(y, np.random.default_rng(7))
+        value, dy = None, _random_like(y, np.random.default_rng(7))
     dx, grads = model.backward(tape, dy)
 
     in_leaves = [torch.from_numpy(np.array(a)) for a in leaves(inputs)]
     for leaf in in_leaves:
         if leaf.is_floating_point():
             leaf.requires_grad_(True)
-    rebuilt = _rebuild(inputs, iter(in_leaves))
+    rebuilt = rebuild(inputs, iter(in_leaves))
     arguments = rebuilt if len(names.arguments) > 1 else (rebuilt,)
     out = module(*arguments)
     out_leaves = leaves(out)
@@ -128,9 +128,7 @@ def verify(
         diffs[torch_key] = _diff(torch_key, grad, reference)
     loss_pair = None
     if loss is not None and value is not None:
-        torch_value = float(
-            loss(_rebuild(y, iter(o.detach().numpy() for o in out_leaves)), targets)
-        )
+        torch_value = float(loss(rebuild(y, iter(o.detach().numpy() for o in out_leaves)), targets))
         loss_pair = (float(value), torch_value)
     return VerifyReport(diffs, loss_pair)
 
@@ -150,16 +148,9 @@ def _diff(key: str, ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]
     return float(delta.max()), float(np.nanmax(rel))
 
 
-def _cotangent_like(value: Any, rng: np.random.Generator) -> Any:
-    if isinstance(value, tuple):
-        return tuple(_cotangent_like(v, rng) for v in value)
-    return rng.standard_normal(value.shape).astype(value.dtype)
-
-
-def _rebuild(template: Any, items: Iterator[Any]) -> Any:
-    if isinstance(template, (tuple, list)):
-        return tuple(_rebuild(item, items) for item in template)
-    return next(items)
+def _random_like(value: Any, rng: np.random.Generator) -> Any:
+    """A normal cotangent in each leaf's dtype."""
+    return tree_map(lambda leaf: rng.standard_normal(leaf.shape).astype(leaf.dtype), value)
 
 
 def load_torch_state(model: SpecChain, state: Any, class_name: str = "Model") -> None:
