@@ -14,14 +14,14 @@ appear several times in a graph (weight sharing) and its gradients add up.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 import attrs
 import numpy as np
 
 from specchain import params as _params
 from specchain import validate as _validate
-from specchain.types import ANY, AnyType, DimEnv, SpecError, Type
+from specchain.types import ANY, ELLIPSIS, AnyType, DimEnv, SpecError, TensorType, Type
 
 if TYPE_CHECKING:
     from specchain.chain import SpecChain
@@ -52,6 +52,15 @@ flag = _validate.flag
 node_name = _validate.node_name
 check_node_name = _validate.check_node_name
 RESERVED_NAMES = _validate.RESERVED_NAMES
+
+
+def _states_nothing(t: Type) -> TypeGuard[TensorType]:
+    return isinstance(t, TensorType) and t.dims == (ELLIPSIS,)
+
+
+def _open_ended(t: Type) -> TypeGuard[TensorType]:
+    """``[..., F]``-style: leading dims left open, trailing ones stated."""
+    return isinstance(t, TensorType) and t.variadic and len(t.dims) > 1
 
 
 # --- the kind registry: keyed by qualified name ------------------------------------------------
@@ -175,11 +184,16 @@ class NNModuleSpec:
     def infer_type(self, in_type: Type, dims: DimEnv) -> Type:
         """What the graph calls. An input known only at call time (``ANY``) gives an output known
         only then for specs that declare ``keeps_unknown`` or take any input; other specs read it
-        as their own ``in_type`` (``Linear(8, 4)`` then outputs ``[..., 4]``)."""
+        as their own ``in_type`` (``Linear(8, 4)`` then outputs ``[..., 4]``). A tensor that
+        states nothing (``[...]``, from an elementwise first node) is read as the spec's own
+        ``[..., F]``-style ``in_type`` of the same dtype (``Tanh() >> Linear(8, 4)``)."""
+        own = self.in_type
         if isinstance(in_type, AnyType):
-            if self.keeps_unknown or isinstance(self.in_type, AnyType):
+            if self.keeps_unknown or isinstance(own, AnyType):
                 return ANY
-            in_type = self.in_type
+            in_type = own
+        elif _states_nothing(in_type) and _open_ended(own) and in_type.dtype == own.dtype:
+            in_type = own
         return self.infer(in_type, dims)
 
     def forward(self, params: Params, x: Value, ctx: Context) -> tuple[Value, Any]:

@@ -686,3 +686,10 @@ def test_the_plan_and_checked_inputs_live_on_the_chain() -> None:
     m(np.ones((3, 4), np.float32))
     assert m.plan is m.plan and [s.node for s in m.plan.steps] == ["linear", "tanh"]
     assert "_plan" not in vars(m) and "_accepted_inputs" not in vars(m)
+
+
+def test_a_tensor_that_states_nothing_is_read_as_the_specs_own_input() -> None:
+    """``[...]`` (an elementwise first node) meets ``[..., F]``: handled once, in the base class."""
+    m = Tanh() >> Linear(6, 2)
+    assert m.out_type == TensorType(("...", 2))
+    assert (Tanh() >> Tanh()).out_type == TensorType(("...",))

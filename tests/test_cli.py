@@ -134,6 +134,17 @@ def test_help_of_every_command() -> None:
         assert "usage: specchain" in result.stdout
 
 
+def test_python_dash_m_specchain_runs_the_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "specchain", "summary", "zoo:classifier"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("node") and "lstm" in result.stdout
+
+
 BLOCK_TORCH = """
 import sys
 

@@ -1,8 +1,9 @@
 """The layers: one file per family."""
 
 from specchain.modules.activation import Identity, ReLU, Sigmoid, Tanh
+from specchain.modules.attention import AttentionLSTM
 from specchain.modules.dropout import Dropout, ScaledDropout
-from specchain.modules.embedding import Embedding
+from specchain.modules.embedding import Embedding, OneHot
 from specchain.modules.gatewise import LinearGrads, LSTMGateParams, LSTMGrads
 from specchain.modules.linear import Linear
 from specchain.modules.normalization import LayerNorm
@@ -13,6 +14,7 @@ from specchain.pack import Pack
 __all__ = [
     "LSTM",
     "Add",
+    "AttentionLSTM",
     "Concat",
     "Dropout",
     "Embedding",
@@ -24,6 +26,7 @@ __all__ = [
     "LayerNorm",
     "Linear",
     "LinearGrads",
+    "OneHot",
     "Pack",
     "ReLU",
     "Reverse",

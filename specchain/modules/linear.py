@@ -50,8 +50,6 @@ class Linear(NNModuleSpec, family="linear"):
             raise ShapeError(
                 f"Linear takes one float tensor [..., {self.in_features}], got {in_type}"
             )
-        if in_type.dims == (ELLIPSIS,):  # after an elementwise first node: [...] is [..., I]
-            in_type = in_type.with_dims((ELLIPSIS, self.in_features))
         if in_type.rank == 0:
             raise ShapeError("Linear needs at least one axis, got a scalar")
         dims.equal(in_type.dims[-1], self.in_features, "feature size")
