@@ -79,8 +79,6 @@ class LayerNorm(NNModuleSpec, family="normalization"):
         size = self.normalized_shape
         if not isinstance(in_type, TensorType) or in_type.dtype != "float":
             raise ShapeError(f"LayerNorm takes one float tensor [..., {size}], got {in_type}")
-        if in_type.dims == (ELLIPSIS,):  # after an elementwise first node: [...] is [..., F]
-            in_type = in_type.with_dims((ELLIPSIS, size))
         if in_type.rank == 0:
             raise ShapeError("LayerNorm needs at least one axis, got a scalar")
         dims.equal(in_type.dims[-1], size, "feature size")

@@ -17,7 +17,7 @@ import torch
 
 import specchain as sc
 from specchain.exporters import graphviz, pytorch
-from specchain.modules import LSTM, LayerNorm, Linear, TimeDistributed
+from specchain.modules import LSTM, LayerNorm, Linear, Tanh, TimeDistributed
 from tests.helpers import (
     TOLERANCES,
     TORCH_DTYPES,
@@ -101,6 +101,10 @@ def test_shape_contract() -> None:
     model = LSTM(4, 8) >> LayerNorm(8) >> Linear(8, 3)
     node = model.graph.nodes["layer_norm"]
     assert (str(node["in_type"]), str(node["out_type"])) == ("[T, B, 8]", "[T, B, 8]")
+    after_tanh = Tanh() >> LayerNorm(8)  # [...] from an elementwise first node reads as [..., 8]
+    assert str(after_tanh.out_type) == "[..., 8]"
+    with pytest.raises(sc.ShapeError, match=r"feature size: expected 8, got 5$"):
+        after_tanh(np.zeros((2, 5), np.float32))
 
 
 @pytest.mark.parametrize(
