@@ -32,7 +32,8 @@ class LayerNorm(NNModuleSpec, family="normalization"):
 
     Args:
         normalized_shape: size F of the last axis (an int; PyTorch's tuple form is not offered).
-        eps: added to the variance inside the square root.
+        eps: added to the variance inside the square root; 0 is allowed, as in PyTorch, and
+            then a constant vector divides by zero (NaN, with numpy's warning).
         elementwise_affine: whether to learn ``weight`` (ones) and ``bias`` (zeros).
         bias: whether to learn ``bias`` (only with ``elementwise_affine``).
 
