@@ -48,6 +48,7 @@ def test_kind_has_an_export_decision(key: str) -> None:
 def test_pointwise_built_ins_are_the_last_axis_layers() -> None:
     assert pytorch.pointwise_kinds() == [
         "Identity",
+        "LayerNorm",
         "Linear",
         "ReLU",
         "ScaledDropout",

@@ -6,6 +6,7 @@ from specchain.modules.dropout import Dropout, ScaledDropout
 from specchain.modules.embedding import Embedding, OneHot
 from specchain.modules.gatewise import LinearGrads, LSTMGateParams, LSTMGrads
 from specchain.modules.linear import Linear
+from specchain.modules.normalization import LayerNorm
 from specchain.modules.recurrent import LSTM, LSTMCell
 from specchain.modules.sequence import Add, Concat, LastStep, Reverse, Select, TimeDistributed
 from specchain.pack import Pack
@@ -22,6 +23,7 @@ __all__ = [
     "LSTMGateParams",
     "LSTMGrads",
     "LastStep",
+    "LayerNorm",
     "Linear",
     "LinearGrads",
     "OneHot",
