@@ -425,8 +425,9 @@ def test_time_distributed_of_a_non_pointwise_spec_is_refused(inner: Any) -> None
     model = TimeDistributed(inner).as_chain()
     message = (
         rf"^node 'time_distributed': TimeDistributed\({inner.kind}\) has no PyTorch emitter: only "
-        r"layers that act on the last axis \(Identity, LayerNorm, Linear, ReLU, ScaledDropout, "
-        r"Sigmoid, Tanh\) map over time natively$"
+        r"layers that act on the last axis \("
+        + re.escape(", ".join(pytorch.pointwise_kinds()))
+        + r"\) map over time natively$"
     )
     with pytest.raises(ExportError, match=message):
         pytorch.to_source(model)

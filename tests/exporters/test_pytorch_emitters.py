@@ -118,8 +118,9 @@ def test_a_user_layer_that_is_not_pointwise_is_refused_under_time_distributed(
 ) -> None:
     message = (
         r"^node 'time_distributed': TimeDistributed\(Scale\) has no PyTorch emitter: only layers "
-        r"that act on the last axis \(Identity, LayerNorm, Linear, ReLU, ScaledDropout, Sigmoid, "
-        r"Tanh\) map over time natively; if Scale acts on the last axis only, register its "
+        r"that act on the last axis \("
+        + re.escape(", ".join(pytorch.pointwise_kinds()))
+        + r"\) map over time natively; if Scale acts on the last axis only, register its "
         r"emitter with @pytorch.emitter\(Scale, pointwise=True\)$"
     )
     refuses(Linear(4, 6) >> TimeDistributed(Scale()), message, tmp_path)
