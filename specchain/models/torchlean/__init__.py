@@ -38,8 +38,9 @@ package's own):
 - ``parts``: ``LinearParams``, PyTorch's default LSTM initialisation, the size and kind checks.
 - ``layout``: where each part's arrays live in a chain's ``state_dict`` (slots), both ways.
 - ``chains``: building, typing and loading the chains the records run.
-- ``record``: ``Model``, what every record shares, and ``SequenceModel`` / ``StateModel`` /
-  ``SizedModel`` for the records over float sequences.
+- ``record``: ``Model``, what every record shares, and ``SequenceModel`` / ``OutputModel`` /
+  ``StateModel`` / ``SizedModel`` for the records over float sequences; ``alias``: the read-only
+  aliases of fields' earlier names.
 - ``sequence_models``, ``language``, ``attention``: the records; ``grads``: their gradients.
 - ``inputs``: the functions' input and state checks; ``functions``: the forward / backward
   functions; ``builders``: TorchLean's chain builders and packagers.

@@ -10,14 +10,15 @@ from numpy.random import Generator
 from specchain.chain import SpecChain
 from specchain.models import zoo
 from specchain.models.torchlean import parts
+from specchain.models.torchlean.alias import Alias
 from specchain.models.torchlean.layout import Layout, LinearSlot, LSTMSlot
 from specchain.models.torchlean.parts import LinearParams
-from specchain.models.torchlean.record import SizedModel
+from specchain.models.torchlean.record import OutputModel, SizedModel
 from specchain.modules.gatewise import LSTMGateParams
 
 
 @attrs.frozen(eq=False)
-class AttentionLSTMModel(SizedModel):
+class AttentionLSTMModel(SizedModel, OutputModel):
     """TorchLean's ``AttentionLSTMModel`` record: ``encoder_lstm`` LSTM ``I`` -> ``H``,
     ``decoder_lstm`` LSTM cell ``I + H`` -> ``H`` (input and context), ``attention_weights``
     linear ``2H`` -> ``1`` (one score) and ``output_layer`` linear ``H`` -> ``O``.
@@ -50,24 +51,8 @@ class AttentionLSTMModel(SizedModel):
         parts.same(name, "attention_weights.out_features", att_out, "one score", 1)
         self._check_head("encoder_lstm.hidden_size", h)
 
-    @property
-    def encoder(self) -> LSTMGateParams:
-        """The earlier name of ``encoder_lstm`` (read-only alias)."""
-        return self.encoder_lstm
-
-    @property
-    def decoder(self) -> LSTMGateParams:
-        """The earlier name of ``decoder_lstm`` (read-only alias)."""
-        return self.decoder_lstm
-
-    @property
-    def output(self) -> LinearParams:
-        """The earlier name of ``output_layer`` (read-only alias)."""
-        return self.output_layer
-
-    @property
-    def output_size(self) -> int:
-        return self.output_layer.out_features
+    encoder = Alias[LSTMGateParams]("encoder_lstm")
+    decoder = Alias[LSTMGateParams]("decoder_lstm")
 
     @classmethod
     def _init_parts(cls, i: int, h: int, o: int, gen: Generator, dtype: Any) -> tuple[Any, ...]:

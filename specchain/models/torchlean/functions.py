@@ -48,6 +48,19 @@ from specchain.modules.gatewise import LinearGrads, LSTMGrads
 from specchain.types import ShapeError
 
 
+def _forward(chain: SpecChain, x: Any) -> np.ndarray:
+    """``chain``'s output on ``x``, one array (the functions whose chain gives no state)."""
+    y: np.ndarray = chain(x)
+    return y
+
+
+def _with_final_states(chain: SpecChain, x: Any) -> tuple[np.ndarray, list[State]]:
+    """``chain``'s ``(outputs, (h_n, c_n))`` on ``x``, the final states ``[N, B, H]`` split into
+    one ``(h, c)`` pair per layer (the functions whose chain gives the final state)."""
+    ys, (h_n, c_n) = chain(x)
+    return ys, unstack(h_n, c_n)
+
+
 def _backward(chain: SpecChain, x: Any, dy: Any) -> tuple[Any, dict[str, np.ndarray]]:
     """``chain``'s backward of ``dy`` after a forward pass on ``x``: ``(d x, parameter grads)``."""
     _, tape = chain.forward(x)
@@ -70,8 +83,9 @@ def simple_lstm_sequence_forward(
 ) -> tuple[np.ndarray, State]:
     """TorchLean's ``simpleLstmSequenceForward``: ``inputs [T, B, I]`` and ``(h0, c0)`` (each
     ``[B, H]``, zeros if None) -> ``(outputs [T, B, O], (h_T, c_T))``."""
-    ys, (h, c) = model.chain_with_final_state()(_one_layer_inputs(model, inputs, initial_state))
-    return ys, (h[0], c[0])
+    x = _one_layer_inputs(model, inputs, initial_state)
+    ys, (final,) = _with_final_states(model.chain_with_final_state(), x)
+    return ys, final
 
 
 def simple_lstm_forward(
@@ -131,8 +145,7 @@ def lstm_classifier_forward(
     """TorchLean's ``lstmClassifierForward``: ``inputs [T, B, I]`` -> logits ``[B, C]`` from the
     final hidden state (``[T, I]`` -> ``[C]``)."""
     x = _one_layer_inputs(model, inputs, initial_state)
-    logits: np.ndarray = model.chain_with_initial_state()(x)
-    return logits
+    return _forward(model.chain_with_initial_state(), x)
 
 
 def lstm_classifier_backward(
@@ -159,8 +172,8 @@ def lstm_generator_forward(
     ``[T, B]``) and ``(h0, c0)`` -> ``(logits [T, B, V], (h_T, c_T))``."""
     xs, tokens = check_vocab_input(inputs, model.vocab_size, model.dtype, "inputs")
     state = one_state(initial_state, batch_of(xs, tokens), model.hidden_size, model.dtype)
-    logits, (h, c) = model.chain_with_final_state(tokens)((xs, state))
-    return logits, (h[0], c[0])
+    logits, (final,) = _with_final_states(model.chain_with_final_state(tokens), (xs, state))
+    return logits, final
 
 
 # --- BiLSTMModel -----------------------------------------------------------------------------
@@ -189,8 +202,7 @@ def bilstm_forward(
     """TorchLean's ``bilstmForward``: ``inputs [T, B, I]`` -> ``outputs [T, B, O]``; the backward
     LSTM starts from ``backward_state`` at the last timestep."""
     x = _bi_inputs(model, inputs, forward_state, backward_state)
-    ys: np.ndarray = model.chain_with_initial_state()(x)
-    return ys
+    return _forward(model.chain_with_initial_state(), x)
 
 
 def bilstm_backward(
@@ -227,8 +239,8 @@ def multilayer_lstm_forward(
 ) -> tuple[np.ndarray, list[State]]:
     """TorchLean's ``multilayerLstmForward``: ``inputs [T, B, I]`` and one ``(h0, c0)`` per layer
     -> ``(outputs [T, B, O], final state per layer)``."""
-    ys, (h_n, c_n) = model.chain_with_final_state()(_stack_inputs(model, inputs, initial_states))
-    return ys, unstack(h_n, c_n)
+    x = _stack_inputs(model, inputs, initial_states)
+    return _with_final_states(model.chain_with_final_state(), x)
 
 
 def multilayer_lstm_backward(
@@ -280,8 +292,7 @@ def lstm_lm_forward(
     later revision returns ``none`` instead. This raises a ``SpecError`` naming both lengths,
     refusing the call as that revision does."""
     x, tokens = _lm_inputs(model, inputs, initial_states)
-    logits, (h_n, c_n) = model.chain_with_final_state(tokens, dropout_inference)(x)
-    return logits, unstack(h_n, c_n)
+    return _with_final_states(model.chain_with_final_state(tokens, dropout_inference), x)
 
 
 def lstm_lm_backward(
@@ -327,7 +338,7 @@ def attention_lstm_forward(
     """The attention encoder/decoder (TorchLean defines only the record): ``source [S, B, I]`` and
     teacher-forced ``decoder_inputs [T, B, I]`` -> ``outputs [T, B, O]``."""
     x, unbatched = _attention_inputs(model, source, decoder_inputs)
-    ys: np.ndarray = model.cached_chain()(x)
+    ys = _forward(model.cached_chain(), x)
     return ys[:, 0] if unbatched else ys
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import attrs
 
+from specchain.models.torchlean.alias import Alias
 from specchain.modules.gatewise import LinearGrads, LSTMGrads
 
 
@@ -22,20 +23,9 @@ class AttentionLSTMModelGrads:
     attention_weights: LinearGrads
     output_layer: LinearGrads
 
-    @property
-    def encoder(self) -> LSTMGrads:
-        """The earlier name of ``encoder_lstm`` (read-only alias)."""
-        return self.encoder_lstm
-
-    @property
-    def decoder(self) -> LSTMGrads:
-        """The earlier name of ``decoder_lstm`` (read-only alias)."""
-        return self.decoder_lstm
-
-    @property
-    def output(self) -> LinearGrads:
-        """The earlier name of ``output_layer`` (read-only alias)."""
-        return self.output_layer
+    encoder = Alias[LSTMGrads]("encoder_lstm")
+    decoder = Alias[LSTMGrads]("decoder_lstm")
+    output = Alias[LinearGrads]("output_layer")
 
 
 @attrs.frozen(eq=False)
@@ -46,10 +36,7 @@ class BiLSTMModelGrads:
     backward_lstm: LSTMGrads
     output_layer: LinearGrads
 
-    @property
-    def output(self) -> LinearGrads:
-        """The earlier name of ``output_layer`` (read-only alias)."""
-        return self.output_layer
+    output = Alias[LinearGrads]("output_layer")
 
 
 @attrs.frozen(eq=False)
@@ -69,16 +56,13 @@ class MultiLayerLSTMModelGrads:
     hidden_layers: tuple[LSTMGrads, ...]
     output_layer: LinearGrads
 
+    output = Alias[LinearGrads]("output_layer")
+
     @property
     def layers(self) -> tuple[LSTMGrads, ...]:
         """Every layer's gradients, input to output: ``(first_layer, *hidden_layers)`` (the
         earlier field, now a read-only view)."""
         return (self.first_layer, *self.hidden_layers)
-
-    @property
-    def output(self) -> LinearGrads:
-        """The earlier name of ``output_layer`` (read-only alias)."""
-        return self.output_layer
 
 
 @attrs.frozen(eq=False)
@@ -89,7 +73,4 @@ class SimpleLSTMModelGrads:
     lstm: LSTMGrads
     output_layer: LinearGrads
 
-    @property
-    def output(self) -> LinearGrads:
-        """The earlier name of ``output_layer`` (read-only alias)."""
-        return self.output_layer
+    output = Alias[LinearGrads]("output_layer")

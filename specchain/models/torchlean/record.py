@@ -1,8 +1,9 @@
 """What the records share: ``Model`` (layout, ``state_dict``, ``to_chain``, ``from_chain``,
 ``grads_by_field``); ``SequenceModel`` for the records that read float sequences ``[T, B, I]``
-with an LSTM and end in one linear head (``cached_chain``); ``StateModel`` for those of them that
-take initial LSTM states (``chain_with_initial_state``); ``SizedModel`` for those that ``init``
-from ``(input_size, hidden_size, output_size)`` alone."""
+with an LSTM and end in one linear head (``cached_chain``); ``OutputModel`` for those of them whose
+head is ``output_layer`` (``output_size``, ``output``); ``StateModel`` for those that take initial
+LSTM states (``chain_with_initial_state``); ``SizedModel`` for those that ``init`` from
+``(input_size, hidden_size, output_size)`` alone."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from numpy.random import Generator
 
 from specchain.chain import SpecChain
+from specchain.models.torchlean.alias import Alias
 from specchain.models.torchlean.chains import build_loaded, state_typed
 from specchain.models.torchlean.layout import Layout, count_layers, read_parts, slots_of, state_of
 from specchain.models.torchlean.parts import LinearParams, linear_sizes, lstm_sizes, same
@@ -176,6 +178,19 @@ class SequenceModel(Model):
         at every call (so in-place edits of the arrays are seen); ``to_chain()`` builds a new
         chain each time. The functions run this one (or the typed chains below)."""
         return self._cached("chain", self._build)
+
+
+@attrs.frozen(eq=False)
+class OutputModel(SequenceModel):
+    """A sequence record whose linear head is ``output_layer`` (``-> O``): ``output_size`` and
+    ``output``, the earlier name of ``output_layer``."""
+
+    output = Alias[LinearParams]("output_layer")
+
+    @property
+    def output_size(self) -> int:
+        """O, the features per timestep of the output (``output_layer.out_features``)."""
+        return self._head_params().out_features
 
 
 @attrs.frozen(eq=False)

@@ -20,7 +20,7 @@ from specchain.models.torchlean import parts
 from specchain.models.torchlean.chains import stateful_per_step
 from specchain.models.torchlean.layout import Layout, LinearSlot, LSTMSlot, lstm_stack
 from specchain.models.torchlean.parts import LinearParams
-from specchain.models.torchlean.record import SizedModel, StateModel
+from specchain.models.torchlean.record import OutputModel, SizedModel, StateModel
 from specchain.modules.gatewise import LSTMGateParams
 from specchain.params import RngLike, init_generator
 from specchain.types import SpecError
@@ -47,21 +47,12 @@ class _LSTMWithHead(StateModel, SizedModel):
 
 
 @attrs.frozen(eq=False)
-class SimpleLSTMModel(_LSTMWithHead):
+class SimpleLSTMModel(_LSTMWithHead, OutputModel):
     """TorchLean's ``SimpleLSTMModel``: one LSTM layer ``lstm`` (``[T, B, I]`` -> ``[T, B, H]``)
     and a per-timestep ``output_layer`` (``H`` -> ``O``). Chain: ``zoo.seq2seq`` (nodes
     ``lstm``, ``head``)."""
 
     output_layer: LinearParams = attrs.field(validator=parts.linear_params)
-
-    @property
-    def output(self) -> LinearParams:
-        """The earlier name of ``output_layer`` (read-only alias)."""
-        return self.output_layer
-
-    @property
-    def output_size(self) -> int:
-        return self.output_layer.out_features
 
     def _build(self) -> SpecChain:
         return zoo.seq2seq(self.input_size, self.hidden_size, self.output_size)
@@ -103,7 +94,7 @@ class LSTMClassifier(_LSTMWithHead):
 
 
 @attrs.frozen(eq=False)
-class MultiLayerLSTMModel(StateModel):
+class MultiLayerLSTMModel(StateModel, OutputModel):
     """TorchLean's ``MultiLayerLSTMModel``: ``first_layer`` (an LSTM ``I`` -> ``H``),
     ``hidden_layers`` (``L - 1`` LSTMs ``H`` -> ``H``, possibly none) and a per-timestep
     ``output_layer`` ``H`` -> ``O``. Chain: ``zoo.stacked(num_layers=L)``, one
@@ -144,15 +135,6 @@ class MultiLayerLSTMModel(StateModel):
         """Every LSTM layer, input to output: ``(first_layer, *hidden_layers)`` (the earlier
         field, now a read-only view)."""
         return (self.first_layer, *self.hidden_layers)
-
-    @property
-    def output(self) -> LinearParams:
-        """The earlier name of ``output_layer`` (read-only alias)."""
-        return self.output_layer
-
-    @property
-    def output_size(self) -> int:
-        return self.output_layer.out_features
 
     @property
     def num_layers(self) -> int:
@@ -199,7 +181,7 @@ class MultiLayerLSTMModel(StateModel):
 
 
 @attrs.frozen(eq=False)
-class BiLSTMModel(StateModel, SizedModel):
+class BiLSTMModel(StateModel, SizedModel, OutputModel):
     """TorchLean's ``BiLSTMModel``: a ``forward_lstm`` over ``[T, B, I]``, a ``backward_lstm``
     over the reversed sequence, and an ``output_layer`` ``2H`` -> ``O`` on their per-timestep
     concatenation (forward first). Chain: ``zoo.bilstm``, one ``nn.LSTM(bidirectional=True)``
@@ -210,11 +192,6 @@ class BiLSTMModel(StateModel, SizedModel):
     backward_lstm: LSTMGateParams = attrs.field(validator=parts.gate_params)
     output_layer: LinearParams = attrs.field(validator=parts.linear_params)
 
-    @property
-    def output(self) -> LinearParams:
-        """The earlier name of ``output_layer`` (read-only alias)."""
-        return self.output_layer
-
     def _check_sizes(self) -> None:
         fwd_in, fwd_h = parts.lstm_sizes(self.forward_lstm, "forward_lstm")
         bwd_in, bwd_h = parts.lstm_sizes(self.backward_lstm, "backward_lstm")
@@ -222,10 +199,6 @@ class BiLSTMModel(StateModel, SizedModel):
         parts.same(name, "backward_lstm.input_size", bwd_in, "forward_lstm.input_size", fwd_in)
         parts.same(name, "backward_lstm.hidden_size", bwd_h, "forward_lstm.hidden_size", fwd_h)
         self._check_head("2 * forward_lstm.hidden_size", 2 * fwd_h)
-
-    @property
-    def output_size(self) -> int:
-        return self.output_layer.out_features
 
     @classmethod
     def _init_parts(cls, i: int, h: int, o: int, gen: Generator, dtype: Any) -> tuple[Any, ...]:
