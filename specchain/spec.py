@@ -14,6 +14,7 @@ appear several times in a graph (weight sharing) and its gradients add up.
 from __future__ import annotations
 
 import re
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 import attrs
@@ -92,21 +93,17 @@ def register_kind(cls: type[NNModuleSpec]) -> None:
 def _redefines(new: type, old: type) -> bool:
     rebuilt_by_attrs = "__attrs_attrs__" not in old.__dict__ and "__attrs_attrs__" in new.__dict__
     rerun = new.__module__ == "__main__" or "<locals>" in new.__qualname__
-    return rebuilt_by_attrs or rerun or _source_line(new) == _source_line(old)
+    return rebuilt_by_attrs or rerun or _origin(new) == _origin(old)
 
 
-def _source_line(cls: type) -> tuple[str, int] | None:
-    import inspect
-
-    try:
-        return inspect.getsourcefile(cls) or "", inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):
-        return None
+def _origin(cls: type) -> tuple[str, int]:
+    origin: tuple[str, int] = getattr(cls, "_specchain_origin", ("?", 0))
+    return origin
 
 
 def _where(cls: type) -> str:
-    line = _source_line(cls)
-    return f"{cls!r} ({line[0]}:{line[1]})" if line else repr(cls)
+    file, line = _origin(cls)
+    return f"{cls!r} ({file}:{line})"
 
 
 def known_kinds() -> list[str]:
@@ -143,12 +140,16 @@ class NNModuleSpec:
     params: Params = attrs.field(init=False, factory=dict, repr=False)
 
     kind: ClassVar[str] = "NNModuleSpec"  # the class's short name, shown in summaries
+    _specchain_origin: ClassVar[tuple[str, int]]  # file and line of the class statement
     family: ClassVar[str | None] = None  # diagram family, declared on the class
     keeps_unknown: ClassVar[bool] = False  # an ANY input gives an ANY output (see infer_type)
 
     def __init_subclass__(cls, family: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.kind = cls.__name__
+        if "_specchain_origin" not in cls.__dict__:  # attrs' slotted rebuild copies it over
+            caller = sys._getframe(1)  # the code running the class statement
+            cls._specchain_origin = (caller.f_code.co_filename, caller.f_lineno)
         if family is not None:
             if not isinstance(family, str) or not family.isidentifier():
                 raise SpecError(

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
+import attrs
 import pytest
 
 import specchain.models  # registers the kinds the zoo uses, like a user importing it
 import specchain.modules
 from specchain.exporters import pytorch
+from specchain.modules import Identity
 from specchain.spec import SPEC_KINDS, NNModuleSpec, kind_key, lookup_kind
+from specchain.types import SpecError
 
 BUILT_IN = {key: cls for key, cls in SPEC_KINDS.items() if key.startswith("specchain.")}
 
@@ -51,3 +57,49 @@ def test_pointwise_built_ins_are_the_last_axis_layers() -> None:
     assert {"Identity", "Linear", "ReLU", "ScaledDropout", "Sigmoid", "Tanh"} <= pointwise
     time_aware = {"LSTM", "LSTMCell", "Reverse", "LastStep", "TimeDistributed", "AttentionLSTM"}
     assert not pointwise & (time_aware | {"Concat", "Add", "Select", "Pack", "Embedding"})
+
+
+LAYER_SOURCE = '''
+import attrs
+from specchain.modules import Identity
+
+
+@attrs.define(eq=False)
+class Marker(Identity):
+    """Version {n}."""
+'''
+
+
+def import_as(name: str, path: Path) -> None:
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    assert module_spec is not None and module_spec.loader is not None
+    module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+
+
+def test_two_user_classes_with_one_qualified_name_are_an_error_naming_both(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "a" / "clashing_layers.py", tmp_path / "b" / "clashing_layers.py"
+    for n, path in enumerate((first, second)):
+        path.parent.mkdir()
+        path.write_text(LAYER_SOURCE.format(n=n) + "\n" * n, encoding="utf-8")
+    import_as("clashing_layers", first)
+    try:
+        with pytest.raises(SpecError) as info:
+            import_as("clashing_layers", second)
+        message = str(info.value)
+        assert message.startswith("two spec classes share the kind 'clashing_layers.Marker': ")
+        assert f"{first}:" in message and f"{second}:" in message
+        assert "rename one of them" in message
+    finally:
+        SPEC_KINDS.pop("clashing_layers.Marker", None)
+
+
+def test_a_user_class_named_like_a_built_in_lives_beside_it() -> None:
+    @attrs.define(eq=False)
+    class Linear(Identity):
+        pass
+
+    assert lookup_kind("Linear") is specchain.modules.Linear
+    assert lookup_kind(kind_key(Linear)) is Linear
+    assert kind_key(specchain.modules.Linear) == "specchain.modules.linear.Linear"
