@@ -66,6 +66,14 @@ class SpecChain:
         self.out_type = owned.nodes[OUTPUT]["in_type"]
         self._checked_inputs: set[Type] = set()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copy and pickle support (``copy.deepcopy(model)``): the graph and the declared input
+        type; the frozen graph and the caches are rebuilt from them."""
+        return {"graph": self.graph.copy(), "in_type": self._frontier.raw_in}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["graph"], state["in_type"])  # type: ignore[misc]
+
     # --- construction ---------------------------------------------------------------------
 
     @classmethod

@@ -693,3 +693,18 @@ def test_a_tensor_that_states_nothing_is_read_as_the_specs_own_input() -> None:
     m = Tanh() >> Linear(6, 2)
     assert m.out_type == TensorType(("...", 2))
     assert (Tanh() >> Tanh()).out_type == TensorType(("...",))
+
+
+def test_deepcopy_and_pickle_give_an_equal_independent_chain() -> None:
+    import copy
+    import pickle
+
+    shared = Linear(8, 8)
+    m = LSTM(4, 8) >> shared >> Tanh() >> shared
+    x = np.random.default_rng(0).standard_normal((3, 2, 4)).astype(np.float32)
+    for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert clone.nodes == m.nodes and (clone.in_type, clone.out_type) == (m.in_type, m.out_type)
+        assert clone.spec("linear") is clone.spec("linear_1") and clone.spec("linear") is not shared
+        np.testing.assert_array_equal(clone(x), m(x))
+        with pytest.raises(SpecError, match=IMMUTABLE):
+            clone.graph.add_node("extra")
