@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import networkx as nx
@@ -53,18 +52,28 @@ class SpecChain:
     ``nx.lexicographical_topological_sort``: runs are deterministic.
     """
 
-    in_type: Type
-    out_type: Type
-
     def __init__(self, graph: nx.MultiDiGraph, in_type: Type) -> None:
         owned = graph.copy()
         inference = infer_types(owned, in_type)
+        if inference.in_type != in_type:  # what composing this chain starts from: the unified type
+            in_type = inference.in_type
+            inference = infer_types(owned, in_type)
         self._graph: nx.MultiDiGraph | None = _freeze(owned)
         self._recipe: Any = None
         self._frontier = Frontier.of(owned, inference, in_type)
-        self.in_type = inference.in_type
-        self.out_type = owned.nodes[OUTPUT]["in_type"]
+        self._in_type: Type = inference.in_type
+        self._out_type: Type = owned.nodes[OUTPUT]["in_type"]
         self._checked_inputs: set[Type] = set()
+
+    @property
+    def in_type(self) -> Type:
+        """The type of the input the whole graph takes (symbols unified across the graph)."""
+        return self._in_type
+
+    @property
+    def out_type(self) -> Type:
+        """The type of the value the graph returns."""
+        return self._out_type
 
     def __getstate__(self) -> dict[str, Any]:
         """Copy and pickle support (``copy.deepcopy(model)``): the graph and the declared input
@@ -81,11 +90,7 @@ class SpecChain:
         """A chain from a chain (itself) or a spec (a one-node chain)."""
         if isinstance(part, SpecChain):
             return part
-        if not isinstance(part, NNModuleSpec):
-            raise TypeError(
-                f"expected an NNModuleSpec or a SpecChain, got {type(part).__name__}; "
-                "compose layers such as Linear(8, 4) or chains built from them"
-            )
+        compose._check_parts([part], "SpecChain.of")
         graph = nx.MultiDiGraph()
         name = part.default_name
         graph.add_node(INPUT)
@@ -102,11 +107,13 @@ class SpecChain:
         if _passes_input_through(self) or _passes_input_through(part):
             return SpecChain(*compose.build_serial([self, part]))
         frontier, in_type, out_type = compose.extend(self._frontier, part)
+        if in_type != frontier.raw_in:  # ``part`` refined the input type: later parts start there
+            return SpecChain(*compose.build_serial([self, part]))
         chain = object.__new__(SpecChain)
         chain._graph = None
         chain._recipe = (self._recipe if self._graph is None else (None, self), part)
         chain._frontier = frontier
-        chain.in_type, chain.out_type = in_type, out_type
+        chain._in_type, chain._out_type = in_type, out_type
         chain._checked_inputs = set()
         return chain
 
@@ -136,8 +143,9 @@ class SpecChain:
         return self._graph
 
     @functools.cached_property
-    def order(self) -> list[str]:
-        return list(nx.lexicographical_topological_sort(self.graph))
+    def order(self) -> tuple[str, ...]:
+        """Execution order of every node (pseudo-nodes included): deterministic."""
+        return tuple(nx.lexicographical_topological_sort(self.graph))
 
     @functools.cached_property
     def plan(self) -> Plan:
@@ -279,35 +287,66 @@ def _immutable(*args: Any, **kwargs: Any) -> NoReturn:
     )
 
 
-_MUTATORS = (
-    "add_node",
-    "add_nodes_from",
-    "remove_node",
-    "remove_nodes_from",
-    "add_edge",
-    "add_edges_from",
-    "add_weighted_edges_from",
-    "new_edge_key",
-    "remove_edge",
-    "remove_edges_from",
-    "update",
-    "clear",
-    "clear_edges",
-)
+class FrozenDict(dict[str, Any]):
+    """A node, edge or graph attribute dict of a chain's graph: reading works as for a dict,
+    writing raises. Copies (``dict(d)``, ``d.copy()``, ``copy.deepcopy``, pickle) are plain
+    dicts."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _immutable()
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    update = pop = popitem = clear = setdefault = _refuse
+
+    def copy(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        return dict, (dict(self),)
 
 
-def _freeze(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """Make ``graph`` read-only: structure (its mutating methods raise) and attributes (node,
-    edge and graph attribute dicts become read-only mappings). ``graph.copy()`` is mutable."""
-    for name in _MUTATORS:
-        setattr(graph, name, _immutable)
+class FrozenGraph(nx.MultiDiGraph):  # type: ignore[misc]
+    """A chain's graph: every mutating method raises, attribute dicts are ``FrozenDict``.
+    ``copy()``, ``reverse()``, ``to_undirected()``, ``copy.deepcopy`` and pickle give ordinary,
+    editable graphs."""
+
+    frozen = True  # what networkx.is_frozen reads
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _immutable()
+
+    add_node = add_nodes_from = remove_node = remove_nodes_from = _refuse
+    add_edge = add_edges_from = add_weighted_edges_from = new_edge_key = _refuse
+    remove_edge = remove_edges_from = update = clear = clear_edges = _refuse
+
+    def copy(self, as_view: bool = False) -> nx.MultiDiGraph:
+        if as_view:
+            return super().copy(as_view=True)
+        plain = nx.MultiDiGraph()
+        plain.graph.update(self.graph)
+        plain.add_nodes_from((n, dict(d)) for n, d in self.nodes(data=True))
+        plain.add_edges_from((u, v, k, dict(d)) for u, v, k, d in self.edges(keys=True, data=True))
+        return plain
+
+    def reverse(self, copy: bool = True) -> nx.MultiDiGraph:
+        return self.copy().reverse(copy=True) if copy else super().reverse(copy=False)
+
+    def to_directed_class(self) -> type[nx.MultiDiGraph]:
+        return nx.MultiDiGraph
+
+    def __reduce__(self) -> tuple[type, tuple[nx.MultiDiGraph]]:
+        return nx.MultiDiGraph, (self.copy(),)
+
+
+def _freeze(graph: nx.MultiDiGraph) -> FrozenGraph:
+    """Make ``graph`` (built here, owned by the chain) a ``FrozenGraph``."""
     nodes = graph._node
     for node in nodes:
-        nodes[node] = MappingProxyType(nodes[node])
+        nodes[node] = FrozenDict(nodes[node])
     for neighbours in graph._adj.values():
         for keyed in neighbours.values():
             for key in keyed:
-                keyed[key] = MappingProxyType(keyed[key])
-    graph.graph = MappingProxyType(graph.graph)
-    graph.frozen = True  # what networkx.is_frozen reads
+                keyed[key] = FrozenDict(keyed[key])
+    graph.graph = FrozenDict(graph.graph)
+    graph.__class__ = FrozenGraph
     return graph

@@ -102,24 +102,28 @@ class _Builder:
         self.next_suffix[base] = k + 1
         return f"{base}_{k}"
 
-    def _add_node(self, spec: NNModuleSpec, current: str | None = None) -> str:
+    def _claim(self, spec: NNModuleSpec, current: str | None = None) -> str:
         name = self._name_for(spec, current)
         self.owner[name] = spec
+        return name
+
+    def _add_node(self, spec: NNModuleSpec, current: str | None = None) -> str:
+        name = self._claim(spec, current)
         self.graph.add_node(name, spec=spec)
         return name
 
     def add(self, part: Part) -> tuple[list[Feeder], list[Feeder]]:
-        """Copy ``part``'s nodes (in its insertion order); returns its input consumers and its
-        output feeders."""
+        """Copy ``part``'s nodes; returns its input consumers and its output feeders. Clashing
+        names are renumbered in execution order; nodes are inserted in ``part``'s insertion
+        order, which inference follows (``specchain.inference``)."""
         if isinstance(part, NNModuleSpec):  # a one-node chain, without building one
             name = self._add_node(part)
             return [(name, None, ())], [(name, None, ())]
         graph = part.graph
-        rename = {
-            node: self._add_node(data["spec"], node)
-            for node, data in graph.nodes(data=True)
-            if node not in (INPUT, OUTPUT)
-        }
+        rename = {node: self._claim(part.spec(node), node) for node in part.nodes}
+        for node in graph:
+            if node in rename:
+                self.graph.add_node(rename[node], spec=part.spec(node))
         consumers: list[Feeder] = []
         feeders: list[Feeder] = []
         for u, v, d in graph.edges(data=True):

@@ -93,7 +93,8 @@ def register_kind(cls: type[NNModuleSpec]) -> None:
 def _redefines(new: type, old: type) -> bool:
     rebuilt_by_attrs = "__attrs_attrs__" not in old.__dict__ and "__attrs_attrs__" in new.__dict__
     rerun = new.__module__ == "__main__" or "<locals>" in new.__qualname__
-    return rebuilt_by_attrs or rerun or _origin(new) == _origin(old)
+    reloaded = _origin(new)[0] == _origin(old)[0]  # the same file, run again (maybe edited)
+    return rebuilt_by_attrs or rerun or reloaded
 
 
 def _origin(cls: type) -> tuple[str, int]:

@@ -648,11 +648,26 @@ def test_editing_a_chains_graph_structure_raises(edit: Any) -> None:
 
 def test_editing_a_chains_graph_attributes_raises() -> None:
     m = Linear(4, 4) >> Tanh()
-    with pytest.raises(TypeError, match="does not support item assignment"):
+    with pytest.raises(SpecError, match=IMMUTABLE):
         m.graph.nodes["tanh"]["spec"] = Linear(4, 4)
-    with pytest.raises(TypeError, match="does not support item assignment"):
+    with pytest.raises(SpecError, match=IMMUTABLE):
         next(iter(m.graph.edges(data=True)))[2]["port"] = 3
-    assert nx.is_frozen(m.graph)
+    with pytest.raises(SpecError, match=IMMUTABLE):
+        m.graph.graph.update(note=1)
+    with pytest.raises(AttributeError):
+        m.in_type = TensorType((1, 4))  # type: ignore[misc]
+    assert nx.is_frozen(m.graph) and isinstance(m.order, tuple)
+
+
+def test_copies_of_a_chains_graph_are_ordinary_editable_graphs() -> None:
+    import copy
+    import pickle
+
+    m = Linear(4, 4) >> Tanh()
+    for graph in (copy.deepcopy(m.graph), pickle.loads(pickle.dumps(m.graph)), m.graph.reverse()):
+        graph.add_node("extra")
+        graph.nodes["tanh"]["note"] = "mine"
+    assert "extra" not in m.graph and "note" not in m.graph.nodes["tanh"]
 
 
 def test_a_copy_of_the_graph_is_editable_and_builds_a_new_chain() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 
 import specchain as sc
-from specchain.modules import LSTM, LastStep, Linear, Reverse, Tanh
+from specchain.modules import LSTM, Add, Identity, LastStep, Linear, Reverse, Tanh
 from specchain.types import ShapeError
 from tests.test_hypothesis_chains import architectures, build_op
 
@@ -58,6 +58,27 @@ def test_a_failed_extension_leaves_the_chain_extendable() -> None:
     assert (base >> Linear(16, 4)).nodes == ["lstm", "tanh", "linear"]
 
 
+def test_rshift_checks_against_the_unified_input_type_as_serial_does() -> None:
+    """A built chain whose output is ``([T, B, 2], [B, 2])`` cannot feed ``Add``: refused when
+    ``>>`` is written, by ``serial`` alike, whether the chain was built by ``serial`` or ``>>``."""
+    for two in (
+        sc.serial(Linear(2, 2), sc.branch(Identity(), LastStep())),
+        Linear(2, 2) >> sc.branch(Identity(), LastStep()),
+    ):
+        message = r"cannot connect 'identity', 'last_step' .* to 'add' .*rank 2 != 3"
+        with pytest.raises(ShapeError, match=message):
+            two >> Add()
+        with pytest.raises(ShapeError, match=message):
+            sc.serial(two, Add())
+
+
+def test_copied_chains_keep_their_names_in_execution_order() -> None:
+    head = Linear(2, 2) >> Linear(2, 2)
+    tail = sc.branch(Tanh(name="z") >> Linear(2, 2), Linear(2, 2)) >> Add()
+    expected = ["linear", "linear_1", "linear_2", "z", "linear_3", "add"]
+    assert (head >> tail).nodes == sc.serial(head, tail).nodes == expected
+
+
 def test_rshift_reports_a_mismatch_when_it_is_written() -> None:
     chain = LSTM(8, 16) >> Reverse()
     with pytest.raises(ShapeError) as info:
@@ -74,8 +95,9 @@ def test_a_long_rshift_loop_is_built_lazily_and_runs() -> None:
     chain: Any = Linear(3, 3)
     for _ in range(200):
         chain = chain >> Linear(3, 3)
-    chain = chain >> LastStep()
     assert chain._graph is None  # nothing built yet
+    chain = chain >> LastStep()  # it refines the input type ([..., 3] -> [T, B, 3]): built now
+    assert chain.in_type == sc.TensorType(("T", "B", 3))
     x = np.ones((2, 1, 3), np.float32)
     assert chain(x).shape == (1, 3)
     assert len(chain.nodes) == 202
