@@ -54,10 +54,8 @@ def resolve_model(text: str, custom: Sequence[type[NNModuleSpec]] = ()) -> SpecC
             raise UsageError(f"{err}{_import_hint(err)}") from None
         except SpecError:
             raise
-        except (TypeError, ValueError, KeyError, EOFError) as err:  # a file load did not name
-            raise UsageError(
-                f"{text}: not a readable model file ({type(err).__name__}: {err})"
-            ) from None
+        except (TypeError, ValueError, KeyError, EOFError) as err:  # not made a ModelFileError
+            raise UsageError(f"{text}: not a readable model file ({_one_line(err)})") from err
     path, _, attribute = text.rpartition(":")
     if not path.endswith(".py") or not attribute:
         raise UsageError(
@@ -113,17 +111,26 @@ def _user_code(path: Path, call: str | None = None) -> Iterator[None]:
     try:
         yield
     except SystemExit as err:
-        ending = "status 0" if err.code is None else f"status {err.code}"
-        if not isinstance(err.code, (int, type(None))):
-            ending = f"message {str(err.code)!r}"
-        when = f"in {call}" if call else "while being imported"
+        if call is None:
+            raise UsageError(
+                f"{path} exited with {_exit_text(err)} while being imported: a model file must "
+                "define the model, not end the program (put script code under "
+                "`if __name__ == '__main__':`)"
+            ) from err
         raise UsageError(
-            f"{path} exited with {ending} {when}: a model file must define the model, not end "
-            "the program (put script code under `if __name__ == '__main__':`)"
+            f"{path} exited with {_exit_text(err)} in {call}: it must return the model, not end "
+            "the program"
         ) from err
     except Exception as err:
         during = f"in {call}" if call else "while importing it"
         raise UsageError(f"error in user code {path} {during}: {_one_line(err)}") from err
+
+
+def _exit_text(err: SystemExit) -> str:
+    """How ``sys.exit(code)`` ended: ``status 0`` (no code), ``status 3``, ``message 'bye'``."""
+    if err.code is None or isinstance(err.code, int):
+        return f"status {err.code or 0}"
+    return f"message {str(err.code)!r}"
 
 
 def _put_first_on_path(folder: Path) -> None:
@@ -174,7 +181,7 @@ def _import(target: str, name: str) -> ModuleType:
         return importlib.import_module(name)
     except SystemExit as err:
         raise UsageError(
-            f"--import {target}: it exited with status {err.code} while being imported; a "
+            f"--import {target}: it exited with {_exit_text(err)} while being imported; a "
             "module of layers must define them, not end the program"
         ) from err
     except Exception as err:  # the user's module failed: say where, without a traceback

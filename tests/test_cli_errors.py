@@ -7,15 +7,21 @@ process in a folder holding the files it needs.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import specchain as sc
 from specchain import cli
+from specchain.exporters import graphviz as gv
 from tests.user_code import run_python
 
 FILES = {
@@ -220,3 +226,69 @@ def test_help_says_what_runs_code_and_what_is_safe(command: list[str]) -> None:
     assert "--traceback" in text
     if command == ["export"]:
         assert "--force" in text
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            PermissionError(errno.EACCES, "Permission denied", "locked/m.svg"),
+            "locked/m.svg: permission denied: choose a path you can write to, or change its "
+            "permissions",
+        ),
+        (
+            OSError(errno.EROFS, "Read-only file system", "/mnt/m.svg"),
+            "/mnt/m.svg: the file system is read-only: choose another path",
+        ),
+        (OSError(errno.ENOSPC, "No space left on device"), "no space left on the device"),
+        (OSError(errno.EIO, "Input/output error", "m.svg"), "m.svg: Input/output error"),
+    ],
+)
+def test_file_errors_name_the_path_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: OSError,
+    message: str,
+) -> None:
+    """What a read-only folder or a full disk gives (root ignores permissions, so simulated)."""
+
+    def refuse(*args: object, **kwargs: object) -> Path:
+        raise error
+
+    monkeypatch.setattr(gv, "render", refuse)
+    assert cli.main(["render", "zoo:classifier", "-o", "m.svg"]) == 2
+    assert capsys.readouterr().err == f"specchain render: error: {message}\n"
+
+
+TOKENS = st.sampled_from(
+    [
+        *["summary", "render", "export", "zoo:seq2seq", "zoo:classifier", "zoo:nope", "zoo:"],
+        *["missing.py:model", "missing.py", "x.npz", "-o", "m.svg", "m.bmp", "m.dot", "sub"],
+        *["--out", "out", "--force", "--expand", "--rankdir", "LR", "XX", "--import", "no_mod_x"],
+        *["--class-name", "1bad", "Net", "--help", "-h", "", "-", "--", ":", "--bogus"],
+    ]
+)
+ARGV = st.lists(TOKENS | st.text(alphabet="abxyz:.-_ ", max_size=8), max_size=6)
+
+
+@settings(
+    max_examples=80,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(argv=ARGV)
+def test_any_command_line_exits_0_or_2_with_at_most_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    assert code in (0, 2), (argv, code, err.getvalue())
+    if code == 2:
+        assert len(err.getvalue().splitlines()) == 1, err.getvalue()
+        assert err.getvalue().startswith("specchain"), err.getvalue()
