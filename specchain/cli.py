@@ -257,8 +257,7 @@ def _check_export_folder(out: Path, force: bool) -> None:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise UsageError(
             f"--out {out}: the folder is not empty and is not a previous export (it holds "
-            f"{shown}); choose a new or empty folder, or add --force to write the export's "
-            f"files ({', '.join(sorted(EXPORT_FILES))}) into it"
+            f"{shown}); choose a new or empty folder, or add --force to write the export into it"
         )
 
 
@@ -322,7 +321,9 @@ def _model_command(
         epilog=_MODEL_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    command.add_argument("model", metavar="MODEL", help="zoo:NAME, file.py:attribute or .npz")
+    command.add_argument(
+        "model", metavar="MODEL", help="zoo:NAME, file.py:attribute (runs its code) or .npz"
+    )
     _add_import_option(command, "imports")
     _add_traceback_option(command, "traceback_here")
     return command
@@ -355,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = _model_command(
         commands, "export", help="write a standalone PyTorch module and weights"
     )
-    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument(
+        "--out", required=True, help="output folder: new, empty or a previous export"
+    )
     export.add_argument("--class-name", default="Model", help="the generated class's name")
     export.add_argument(
         "--verify", action="store_true", help="also compare the export with the spec (torch)"
@@ -385,7 +388,6 @@ USER_ERRORS = (SpecError, OSError, RecursionError, ImportError)
 
 _OS_FIXES = {
     errno.EACCES: "permission denied: choose a path you can write to, or change its permissions",
-    errno.EPERM: "operation not permitted: choose another path",
     errno.EROFS: "the file system is read-only: choose another path",
     errno.ENOTDIR: "a part of this path is a file, not a folder",
     errno.EISDIR: "it is a folder, not a file: give a file name",
