@@ -5,19 +5,23 @@ spec, or a function of no arguments returning one) or a model saved with ``model
 A ``file.py`` is imported with its folder first on ``sys.path``, as ``python file.py`` would, so it
 imports its sibling modules. ``--import MODULE_OR_FILE`` (repeatable) imports a module by name or a
 ``.py`` file by path before MODEL is read, so a saved model with the user's own layers loads.
-User mistakes print one line and exit with status 2; never a traceback.
+Every failure is one line on stderr, never a traceback: status 2 for a mistake the user can fix
+(a bad name, file, path or option, an error in the user's own code), 1 for an internal error with a
+hint to rerun with ``--traceback``, which shows the full trace; 130 for Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from specchain.chain import SpecChain
 from specchain.spec import SPEC_KINDS, NNModuleSpec
@@ -48,6 +52,10 @@ def resolve_model(text: str, custom: Sequence[type[NNModuleSpec]] = ()) -> SpecC
             return load(text, custom=custom)
         except UnknownKindError as err:
             raise UsageError(f"{err}{_import_hint(err)}") from None
+        except SpecError:
+            raise
+        except (TypeError, ValueError, KeyError, EOFError) as err:  # not made a ModelFileError
+            raise UsageError(f"{text}: not a readable model file ({_one_line(err)})") from err
     path, _, attribute = text.rpartition(":")
     if not path.endswith(".py") or not attribute:
         raise UsageError(
@@ -68,6 +76,9 @@ def _import_hint(err: UnknownKindError) -> str:
 
 
 def _from_python_file(path: Path, attribute: str) -> SpecChain:
+    """Import ``path`` (running its code) and return its ``attribute``, called when it is a
+    function; anything the user's code raises, or a ``sys.exit`` in it, becomes a ``UsageError``
+    saying it happened in the user's code."""
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
     spec = importlib.util.spec_from_file_location(f"specchain_user_{path.stem}", path)
@@ -75,15 +86,14 @@ def _from_python_file(path: Path, attribute: str) -> SpecChain:
         raise UsageError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     _put_first_on_path(path.parent)
-    try:
+    with _user_code(path):
         spec.loader.exec_module(module)
-    except Exception as err:  # the user's file failed: say where, without a traceback
-        raise UsageError(f"importing {path} failed: {type(err).__name__}: {err}") from err
     if not hasattr(module, attribute):
         raise UsageError(f"{path} has no attribute {attribute!r}")
     value: Any = getattr(module, attribute)
     if callable(value) and not isinstance(value, (SpecChain, NNModuleSpec)):
-        value = value()
+        with _user_code(path, f"{attribute}()"):
+            value = value()
     if isinstance(value, NNModuleSpec):
         return value.as_chain()
     if not isinstance(value, SpecChain):
@@ -91,6 +101,36 @@ def _from_python_file(path: Path, attribute: str) -> SpecChain:
             f"{path}:{attribute} is a {type(value).__name__}, not a SpecChain or a spec"
         )
     return value
+
+
+@contextlib.contextmanager
+def _user_code(path: Path, call: str | None = None) -> Iterator[None]:
+    """Run the user's code in ``path`` (importing it, or calling ``call``): an exception it raises
+    (a ``RecursionError`` too) or a ``sys.exit`` becomes one ``UsageError`` saying so; Ctrl-C
+    passes."""
+    try:
+        yield
+    except SystemExit as err:
+        if call is None:
+            raise UsageError(
+                f"{path} exited with {_exit_text(err)} while being imported: a model file must "
+                "define the model, not end the program (put script code under "
+                "`if __name__ == '__main__':`)"
+            ) from err
+        raise UsageError(
+            f"{path} exited with {_exit_text(err)} in {call}: it must return the model, not end "
+            "the program"
+        ) from err
+    except Exception as err:
+        during = f"in {call}" if call else "while importing it"
+        raise UsageError(f"error in user code {path} {during}: {_one_line(err)}") from err
+
+
+def _exit_text(err: SystemExit) -> str:
+    """How ``sys.exit(code)`` ended: ``status 0`` (no code), ``status 3``, ``message 'bye'``."""
+    if err.code is None or isinstance(err.code, int):
+        return f"status {err.code or 0}"
+    return f"message {str(err.code)!r}"
 
 
 def _put_first_on_path(folder: Path) -> None:
@@ -139,6 +179,11 @@ def import_user_code(target: str) -> list[type[NNModuleSpec]]:
 def _import(target: str, name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
+    except SystemExit as err:
+        raise UsageError(
+            f"--import {target}: it exited with {_exit_text(err)} while being imported; a "
+            "module of layers must define them, not end the program"
+        ) from err
     except Exception as err:  # the user's module failed: say where, without a traceback
         missing = err.name if isinstance(err, ModuleNotFoundError) else None
         if missing is not None and (name == missing or name.startswith(f"{missing}.")):
@@ -146,9 +191,7 @@ def _import(target: str, name: str) -> ModuleType:
                 f"--import {target}: {err}; give the path to its .py file instead, or add "
                 "its folder to PYTHONPATH"
             ) from None
-        raise UsageError(
-            f"--import {target}: importing it failed: {type(err).__name__}: {err}"
-        ) from None
+        raise UsageError(f"--import {target}: importing it failed: {_one_line(err)}") from err
 
 
 def _is_file_of(module: ModuleType, path: Path) -> bool:
@@ -157,6 +200,13 @@ def _is_file_of(module: ModuleType, path: Path) -> bool:
 
 
 # --- commands --------------------------------------------------------------------------------
+
+# What ``pytorch.export`` writes (and what running its test_model.py leaves): a folder holding only
+# these is a previous export, which ``export --out`` may overwrite without ``--force``.
+EXPORT_FILES = frozenset(
+    {"model.py", "weights.npz", "model.safetensors", "reference.npz", "test_model.py"}
+)
+EXPORT_LEFTOVERS = frozenset({"__pycache__", ".pytest_cache"})
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -167,8 +217,18 @@ def _summary(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from specchain.exporters import graphviz
 
+    output = Path(args.output)
+    if output.is_dir():
+        raise UsageError(
+            f"-o {output}: is a folder; give the file to write, e.g. -o {output / 'model.svg'}"
+        )
+    if output.suffix.lower() not in graphviz.FORMATS:
+        raise UsageError(
+            f"-o {output}: unknown suffix {output.suffix!r}; the format comes from the suffix: "
+            f"use one of {', '.join(graphviz.FORMATS)}"
+        )
     model = resolve_model(args.model, args.custom)
-    written = graphviz.render(model, args.output, expand=args.expand, rankdir=args.rankdir)
+    written = graphviz.render(model, output, expand=args.expand, rankdir=args.rankdir)
     print(f"wrote {written}")
     return 0
 
@@ -176,12 +236,29 @@ def _render(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from specchain.exporters import pytorch
 
+    _check_export_folder(Path(args.out), args.force)
     model = resolve_model(args.model, args.custom)
     written = pytorch.export(model, args.out, class_name=args.class_name)
     print(f"wrote {written} with weights.npz, reference.npz and test_model.py")
     if args.verify:
         print(pytorch.verify(model, class_name=args.class_name))
     return 0
+
+
+def _check_export_folder(out: Path, force: bool) -> None:
+    """Refuse to write an export into a file, or into a non-empty folder that is not a previous
+    export (one holding only ``EXPORT_FILES`` and ``EXPORT_LEFTOVERS``) unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a folder; give a folder for the export")
+    if force or not out.is_dir():
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES | EXPORT_LEFTOVERS)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise UsageError(
+            f"--out {out}: the folder is not empty and is not a previous export (it holds "
+            f"{shown}); choose a new or empty folder, or add --force to write the export into it"
+        )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -197,7 +274,13 @@ imported with its folder first on the import path, as `python file.py` would, so
 can import the modules beside it. A saved model with your own layers loads after
 --import of the module or .py file that defines them:
   specchain summary model.npz --import mylayers        (mylayers on PYTHONPATH)
-  specchain summary model.npz --import path/to/mylayers.py"""
+  specchain summary model.npz --import path/to/mylayers.py
+
+Safety: file.py:attribute and --import run that file's code, as `python file.py`
+would: only give files you trust. A saved model file is safe to open: it is data
+only (no pickle), no code runs, and it is validated before use.
+
+Errors are one line with exit status 2; add --traceback to see where an error came from."""
 
 
 def _add_import_option(parser: argparse.ArgumentParser, dest: str) -> None:
@@ -208,12 +291,28 @@ def _add_import_option(parser: argparse.ArgumentParser, dest: str) -> None:
         default=[],
         metavar="MODULE_OR_FILE",
         help="import a module by name (mylayers, pkg.layers) or a .py file by path (its folder "
-        "goes first on the import path) before MODEL is read; repeatable",
+        "goes first on the import path) before MODEL is read, running its code; repeatable",
     )
 
 
+def _add_traceback_option(parser: argparse.ArgumentParser, dest: str) -> None:
+    parser.add_argument(
+        "--traceback",
+        dest=dest,
+        action="store_true",
+        help="on an error, show the full Python traceback instead of one line",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line too (``prog: error: ...``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def _model_command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
+    commands: argparse._SubParsersAction[_Parser], name: str, help: str
 ) -> argparse.ArgumentParser:
     """A subcommand that reads a MODEL (and takes ``--import``)."""
     command = commands.add_parser(
@@ -222,19 +321,23 @@ def _model_command(
         epilog=_MODEL_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    command.add_argument("model", metavar="MODEL", help="zoo:NAME, file.py:attribute or .npz")
+    command.add_argument(
+        "model", metavar="MODEL", help="zoo:NAME, file.py:attribute (runs its code) or .npz"
+    )
     _add_import_option(command, "imports")
+    _add_traceback_option(command, "traceback_here")
     return command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="specchain",
         description="Recurrent networks as typed graphs of module specs: inspect, draw, export.",
         epilog=_MODEL_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_import_option(parser, "imports_first")
+    _add_traceback_option(parser, "traceback")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     summary = _model_command(commands, "summary", help="print a model's table of nodes and shapes")
@@ -253,10 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     export = _model_command(
         commands, "export", help="write a standalone PyTorch module and weights"
     )
-    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument(
+        "--out", required=True, help="output folder: new, empty or a previous export"
+    )
     export.add_argument("--class-name", default="Model", help="the generated class's name")
     export.add_argument(
         "--verify", action="store_true", help="also compare the export with the spec (torch)"
+    )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even when it is a non-empty folder that is not a previous export",
     )
     export.set_defaults(run=_export)
 
@@ -265,28 +375,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="specchain-demo", help="output folder")
     demo.add_argument("--seconds", type=float, default=8.0, help="training time for the classifier")
+    _add_traceback_option(demo, "traceback_here")
     demo.set_defaults(run=_demo)
     return parser
 
 
+# --- errors: one line each ----------------------------------------------------------------------
+
+# Errors the user can fix: a bad name, option, path or file, an error in their code (wrapped in a
+# UsageError), a model too deep to walk, a missing optional package. Anything else is our bug.
+USER_ERRORS = (SpecError, OSError, RecursionError, ImportError)
+
+_OS_FIXES = {
+    errno.EACCES: "permission denied: choose a path you can write to, or change its permissions",
+    errno.EROFS: "the file system is read-only: choose another path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EISDIR: "it is a folder, not a file: give a file name",
+    errno.EEXIST: "a file is in the way where a folder is needed",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOSPC: "no space left on the device",
+}
+
+
+def _one_line(err: BaseException) -> str:
+    """``Type: message`` on one line (the lines of a long message joined by ``; ``)."""
+    return f"{type(err).__name__}: {_message(err)}" if str(err) else type(err).__name__
+
+
+def _message(err: BaseException) -> str:
+    """``err``'s message on one line; an ``OSError`` as its path, what happened and the fix."""
+    if isinstance(err, OSError) and err.strerror:
+        where = err.filename if err.filename is not None else ""
+        fix = _OS_FIXES.get(err.errno or 0, err.strerror)
+        return f"{where}: {fix}" if where else fix
+    if isinstance(err, RecursionError):
+        return f"{err}: the model or its data is nested too deeply"
+    lines = [line.strip() for line in str(err).strip().splitlines()]
+    return "; ".join(line for line in lines if line) or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit status: 0, 2 for a user error, 1 for an internal error,
+    130 for Ctrl-C. Each error is one line on stderr, or the full trace with ``--traceback``."""
     args = build_parser().parse_args(argv)
+    show_trace = args.traceback or getattr(args, "traceback_here", False)
     try:
         targets = [*args.imports_first, *getattr(args, "imports", [])]
         args.custom = [cls for target in targets for cls in import_user_code(target)]
         return int(args.run(args))
-    except (SpecError, TypeError, OSError, ImportError) as err:
-        message = str(err).strip().splitlines()
-        print(
-            f"specchain {args.command}: error: {message[0] if message else type(err).__name__}",
-            file=sys.stderr,
-        )
-        for line in message[1:]:
-            print(f"  {line.strip()}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
+        if show_trace:
+            raise
         print("specchain: interrupted", file=sys.stderr)
         return 130
+    except USER_ERRORS as err:
+        if show_trace:
+            raise
+        print(f"specchain {args.command}: error: {_message(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if show_trace:
+            raise
+        print(
+            f"specchain: internal error: {_one_line(err)}; rerun with --traceback to see where",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import specchain as sc
 from specchain import cli
 from specchain.exporters import graphviz as gv
 from specchain.exporters.graphviz import backends
+from specchain.exporters.graphviz.labels import MAX_NAME_LENGTH, short_name
 from specchain.graph import INPUT, OUTPUT
 from specchain.models import ZOO
 from specchain.modules import (
@@ -44,6 +45,8 @@ from specchain.types import SpecError
 DOT = shutil.which("dot")
 needs_dot = pytest.mark.skipif(DOT is None, reason="the system Graphviz (dot) is not installed")
 SVG_TEXT = "{http://www.w3.org/2000/svg}text"
+SVG_A = "{http://www.w3.org/2000/svg}a"
+XLINK_TITLE = "{http://www.w3.org/1999/xlink}title"
 NASTY = [
     'a> image="/etc/passwd" <b',
     "x\\N \\G \\E \\L \\",
@@ -520,10 +523,57 @@ def test_any_name_renders_literally_and_injects_nothing(first: str, second: str)
     for html in (True, False):
         svg, parsed = svg_and_json(gv.to_dot(chain, html=html).source)  # parses: return code 0
         texts = svg_texts(svg)
-        assert shows(texts, first) and shows(texts, second), (first, second, texts)
+        shown = short_name(first), short_name(second)
+        assert shows(texts, shown[0]) and shows(texts, shown[1]), (first, second, texts)
         assert b"<image" not in svg
         assert len(parsed["objects"]) == 4 and len(parsed["edges"]) == 3
         assert not any("image" in o for o in parsed["objects"])
     if gv.load_wasm() is not None:  # the WebAssembly Graphviz gets plain labels
         texts = svg_texts(wasm_svg(gv.to_dot(chain, html=False).source))
-        assert shows(texts, first) and shows(texts, second), (first, second, texts)
+        assert shows(texts, short_name(first)) and shows(texts, short_name(second)), texts
+
+
+# --- long names ----------------------------------------------------------------------------------
+
+LONG = "encoder_" + "x" * 50 + '_"q" \\N <b>&_end'
+
+
+def tooltips(svg: bytes) -> list[str | None]:
+    """The tooltip of every node and cluster that has one (an SVG link's ``xlink:title``)."""
+    return [a.get(XLINK_TITLE) for a in ET.fromstring(svg).iter(SVG_A)]
+
+
+def test_short_name_keeps_the_start_and_end_of_a_long_name() -> None:
+    exact = "n" * MAX_NAME_LENGTH
+    assert short_name(exact) == exact
+    assert short_name("a" * 60 + "_layer_1") != short_name("a" * 60 + "_layer_2")
+    short = short_name(exact + "z")
+    assert len(short) == MAX_NAME_LENGTH and short.startswith("nnn") and short.endswith("nz")
+    assert "…" in short
+
+
+@needs_dot
+@pytest.mark.parametrize("html", [True, False])
+def test_a_long_name_is_shortened_in_the_label_and_whole_in_the_tooltip(html: bool) -> None:
+    chain = Linear(4, 4, name=LONG) >> Tanh(name="short")
+    source = gv.to_dot(chain, html=html).source
+    assert LONG not in source and "x" * 50 not in source.split("tooltip=")[0]
+    svg = run_dot(source)
+    texts = svg_texts(svg)
+    assert short_name(LONG) in texts and "short" in texts
+    assert not any("x" * 50 in text for text in texts)
+    # only on that node, literally: quotes, <b> and & escaped, a backslash shown as ⧵ (Graphviz
+    # expands \\N in node tooltips even when escaped)
+    assert tooltips(svg) == [LONG.replace("\\", "⧵")]
+
+
+@needs_dot
+def test_a_long_name_is_shortened_on_clusters_and_repeated_runs() -> None:
+    chain = LSTM(3, 4, num_layers=2, name=LONG) >> Tanh(name="short")
+    svg = run_dot(gv.to_dot(chain, expand=True).source)
+    assert short_name(LONG) in svg_texts(svg) and tooltips(svg) == [LONG.replace("\\", "⧵")]
+    first, last = "block_" + "a" * 40 + "_1", "block_" + "a" * 40 + "_3"
+    run = named(first, "block_" + "a" * 40 + "_2", last)
+    svg = run_dot(gv.to_dot(run, collapse_repeats=True).source)
+    assert f"{short_name(first)} … {short_name(last)}" in svg_texts(svg)
+    assert tooltips(svg) == [f"{first} … {last}"]

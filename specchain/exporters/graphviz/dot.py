@@ -17,7 +17,14 @@ import graphviz
 from specchain import graph as g
 from specchain.chain import SpecChain
 from specchain.exporters.graphviz.colors import EDGE, FONT, IO_COLORS, MUTED, TEXT, spec_palette
-from specchain.exporters.graphviz.labels import Row, edge_label, edge_rows, node_label, spec_rows
+from specchain.exporters.graphviz.labels import (
+    Row,
+    edge_label,
+    edge_rows,
+    node_label,
+    short_title,
+    spec_rows,
+)
 from specchain.exporters.graphviz.options import Options, make_options
 from specchain.exporters.graphviz.repeats import Run, find_runs
 from specchain.graph import INPUT, OUTPUT, PSEUDO
@@ -134,10 +141,16 @@ def _add_spec_node(
     spec: NNModuleSpec,
     rows: list[Row],
     options: Options,
+    tooltip: str | None,
 ) -> None:
-    """A spec drawn whole: a rounded box in its family's palette."""
+    """A spec drawn whole: a rounded box in its family's palette (``tooltip``: a long name)."""
     palette = spec_palette(spec)
-    dot.node(node_id(path), node_label(rows, options), fillcolor=palette.fill, color=palette.border)
+    attributes = {"fillcolor": palette.fill, "color": palette.border, "tooltip": tooltip}
+    dot.node(
+        node_id(path),
+        node_label(rows, options),
+        **{k: v for k, v in attributes.items() if v is not None},
+    )
 
 
 def _add_cluster(
@@ -148,10 +161,13 @@ def _add_cluster(
     rows: list[Row],
     options: Options,
     level: int,
+    tooltip: str | None,
 ) -> None:
     """A composite spec expanded: a rounded cluster holding the chain of its components."""
     palette = spec_palette(spec)
     with dot.subgraph(name=cluster_id(path)) as sub:
+        if tooltip is not None:
+            sub.attr(tooltip=tooltip)
         sub.attr(
             label=node_label(rows, options),
             style="rounded,filled",
@@ -285,16 +301,17 @@ def _add_member(
     """Draw one spec node: a box, or a cluster when expanded."""
     spec = chain.spec(node)
     path = (*prefix, node)
-    title, repeat = node, 1
+    names, repeat = [node], 1
     if run is not None:
-        title = f"{node} … {run.blocks[-1][run.blocks[0].index(node)]}"
+        names.append(run.blocks[-1][run.blocks[0].index(node)])
         repeat = run.count if len(run.blocks[0]) == 1 else 1
+    title, tooltip = short_title(names)
     rows = spec_rows(spec, title, options, node in shared, repeat)
     inside = spec.components() if options.depth is None or level < options.depth else None
     if inside is None:
-        _add_spec_node(dot, path, spec, rows, options)
+        _add_spec_node(dot, path, spec, rows, options, tooltip)
         return _Ends.box(node_id(path))
-    _add_cluster(dot, path, spec, inside, rows, options, level)
+    _add_cluster(dot, path, spec, inside, rows, options, level, tooltip)
     return _Ends(node_id((*path, INPUT)), node_id((*path, OUTPUT)), cluster_id(path))
 
 

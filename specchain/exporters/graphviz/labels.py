@@ -3,7 +3,8 @@ or ``plain_text`` here, never straight into the DOT.
 
 A node label is a list of ``Row``s (style, text) drawn as a small HTML-like table, or as escaped
 plain lines with ``Options(html=False)``; an edge label is a list of ``EdgeRow``s (item name,
-type text), one line per tuple item.
+type text), one line per tuple item. A node name longer than ``MAX_NAME_LENGTH`` is shortened in
+its label (``short_title``) and kept whole in the node's tooltip.
 """
 
 from __future__ import annotations
@@ -64,6 +65,33 @@ def plain_text(text: str) -> str:
     escaped = _visible(text).replace("&", "&amp;")
     escaped = escaped.replace("\\", "\\\\").replace('"', '\\"')
     return "\\n".join(line or " " for line in escaped.split("\n"))
+
+
+# --- names --------------------------------------------------------------------------------------
+
+MAX_NAME_LENGTH = 40  # characters of a node name drawn in a label; the tooltip has all of it
+
+
+def short_name(name: str) -> str:
+    """``name`` as drawn: at most ``MAX_NAME_LENGTH`` characters, a longer name keeping its
+    start and its last 13 characters around an ellipsis (``encoder_block_…_layer_12``), so names
+    that differ only at the end still differ."""
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    tail = MAX_NAME_LENGTH // 3
+    return f"{name[: MAX_NAME_LENGTH - tail - 1]}…{name[-tail:]}"
+
+
+def short_title(names: Sequence[str]) -> tuple[str, str | None]:
+    """The title of a node drawn for ``names`` (one name, or the first and last of a repeated
+    run, joined by `` … ``) with long names shortened, and its tooltip: the escaped full title
+    when a name was shortened, else None. A backslash shows as ``⧵`` in the tooltip: Graphviz
+    expands ``\\N``, ``\\G``... in node tooltips even when the backslash is escaped."""
+    title = " … ".join(short_name(name) for name in names)
+    full = " … ".join(names)
+    if title == full:
+        return title, None
+    return title, graphviz.nohtml(plain_text(full.replace("\\", "\u29f5")))
 
 
 # --- labels -----------------------------------------------------------------------------------
