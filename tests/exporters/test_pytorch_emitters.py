@@ -141,6 +141,27 @@ def test_registering_again_replaces_the_emitter() -> None:
         pytorch.to_source(Linear(4, 4) >> Twice())
 
 
+def test_replacing_a_built_in_emitter_needs_replace_true() -> None:
+    original = pytorch.EMITTERS[Linear]
+
+    def _other(spec: Linear, in_type: Type) -> Emitted:
+        return Emitted("nn.Identity()")
+
+    try:
+        message = (
+            r"^Linear is a built-in layer with the emitter specchain\.modules\.linear\."
+            r"_emit_linear; registering tests\.exporters\.test_pytorch_emitters\..*_other would "
+            r"change every export"
+        )
+        with pytest.raises(ExportError, match=message):
+            pytorch.emitter(Linear)(_other)
+        assert pytorch.EMITTERS[Linear] is original
+        pytorch.emitter(Linear, replace=True)(_other)
+        assert "nn.Identity()" in pytorch.to_source(Linear(4, 4).as_chain())
+    finally:
+        pytorch.EMITTERS[Linear] = original
+
+
 def test_the_decorator_returns_the_function() -> None:
     assert _emit_softsign(Softsign(), None) == Emitted("nn.Softsign()")  # type: ignore[arg-type]
 

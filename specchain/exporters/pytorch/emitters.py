@@ -92,17 +92,31 @@ EMITTERS: dict[type[NNModuleSpec], Emitter | NoTwin] = {}  # exact class -> its 
 
 
 def emitter(
-    cls: type[S], *, pointwise: bool = False
+    cls: type[S], *, pointwise: bool = False, replace: bool = False
 ) -> Callable[[Callable[[S, Type], Emitted]], Callable[[S, Type], Emitted]]:
     """Decorator: register ``function(spec, in_type) -> Emitted`` as the emitter of ``cls``.
 
     ``in_type`` is the node's input type (an emitter may depend on it, as ``Dropout`` does for
     ``(x, mask)``). ``pointwise=True`` for layers that act on the last axis only. The function is
-    returned unchanged.
+    returned unchanged. Registering again for a class of yours replaces the emitter (like
+    re-running a notebook cell); replacing a built-in's emitter from another module changes every
+    export in the process, so it needs ``replace=True``.
     """
     _check_class(cls, "@pytorch.emitter(MyLayer)")
 
     def register(function: Callable[[S, Type], Emitted]) -> Callable[[S, Type], Emitted]:
+        old = EMITTERS.get(cls)
+        built_in = cls.__module__.startswith("specchain.")
+        elsewhere = isinstance(old, Emitter) and old.emit.__module__ != function.__module__
+        if built_in and elsewhere and not replace:
+            assert isinstance(old, Emitter)
+            raise ExportError(
+                f"{cls.__name__} is a built-in layer with the emitter "
+                f"{old.emit.__module__}.{old.emit.__qualname__}; registering "
+                f"{function.__module__}.{function.__qualname__} would change every export "
+                f"of it in this process: pass @pytorch.emitter({cls.__name__}, replace=True) "
+                "to mean it, or subclass it and register the subclass"
+            )
         EMITTERS[cls] = Emitter(function, pointwise=pointwise)
         return function
 
