@@ -73,7 +73,8 @@ def infer_nodes(graph: nx.MultiDiGraph, nodes: Iterable[str], dims: DimEnv) -> d
         try:
             raw_out[node] = spec.infer_type(received, dims)
         except ShapeError as err:
-            raise ShapeError(connect_message(graph, node, received, err, dims.at_call)) from None
+            shown = dims.apply(received)  # sizes already known, not the symbols bound to them
+            raise ShapeError(connect_message(graph, node, shown, err, dims.at_call)) from None
         graph.nodes[node]["out_type"] = raw_out[node]
     return raw_out
 
