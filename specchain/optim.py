@@ -55,7 +55,8 @@ class Optimizer:
     state into fresh arrays (``_plan``), and only then writes them (copies that cannot fail). A
     bad gradient, or an error while computing (``np.errstate(all="raise")``, ``MemoryError``),
     leaves every parameter and every state buffer as it was. The price is one extra array per
-    parameter and buffer while the step runs.
+    parameter and buffer while the step runs. ``check_finite`` is a setting of this object, not a
+    hyper-parameter: ``state_dict`` does not carry it.
 
     Subclasses list their hyper-parameters in ``hyperparameters``, check them in ``_validate``
     (which runs at construction, at every step and on ``load_state_dict``, so a value assigned to
@@ -121,7 +122,7 @@ class Optimizer:
         unknown = [name for name in grads if name not in params]
         if unknown:
             missing = [name for name in params if name not in grads]
-            hint = f" (and none for {missing})" if missing else ""
+            hint = f" (no gradient for {missing})" if missing else ""
             raise SpecError(
                 f"{owner}: gradients for unknown parameters {unknown}{hint}; this optimizer "
                 f"updates {list(params)}; nothing was updated"
@@ -154,11 +155,9 @@ class Optimizer:
     def _state_as(self, name: str, dtype: np.dtype[Any]) -> dict[str, Any]:
         """A new dict of this parameter's buffers, cast to ``dtype``: after ``model.to(...)``
         the buffers follow the parameter's dtype (as in torch)."""
+        buffers = self.state.get(name, {}).items()
         return {
-            key: value.astype(dtype)
-            if isinstance(value, np.ndarray) and value.dtype != dtype
-            else value
-            for key, value in self.state.get(name, {}).items()
+            k: v.astype(dtype, copy=False) if isinstance(v, np.ndarray) else v for k, v in buffers
         }
 
     # --- state dicts ------------------------------------------------------------------------
@@ -227,6 +226,8 @@ class Optimizer:
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{key}={getattr(self, key)!r}" for key in self.hyperparameters)
+        if self.check_finite:
+            hyper += ", check_finite=True"
         return f"{type(self).__name__}({hyper}, params={len(self.params)})"
 
 
@@ -265,13 +266,12 @@ def _check_finite(owner: str, name: str, grad: np.ndarray) -> None:
     """Raise naming the first NaN or infinite entry of ``grad`` (in C order), if any."""
     bad = ~np.isfinite(grad)
     if bad.any():
-        first = np.unravel_index(int(np.flatnonzero(bad)[0]), grad.shape)
-        index = [int(i) for i in first]
+        first = np.unravel_index(int(np.argmax(bad)), grad.shape)
         raise SpecError(
             f"{owner}: the gradient of {name!r} is not finite: {shown(grad[first])} at index "
-            f"{index} ({int(bad.sum())} of {grad.size} entries); nothing was updated "
-            "(check_finite=True). Look for NaN/inf in the inputs or the loss, or lower the "
-            "learning rate"
+            f"{[int(i) for i in first]} ({int(bad.sum())} of {grad.size} entries); nothing was "
+            "updated (check_finite=True). Look for NaN/inf in the inputs or the loss, or lower "
+            "the learning rate"
         )
 
 

@@ -152,8 +152,8 @@ def test_every_bad_gradient_of_a_kind_is_listed() -> None:
     opt = SGD(model, lr=0.1)
     with pytest.raises(
         sc.SpecError,
-        match=r"SGD\.step: gradients for unknown parameters \['lstm\.nope', 'hed\.bias'\] \(and "
-        r"none for \['lstm\.weight_ih_l0', 'lstm\.weight_hh_l0', 'lstm\.bias_ih_l0', "
+        match=r"SGD\.step: gradients for unknown parameters \['lstm\.nope', 'hed\.bias'\] \(no "
+        r"gradient for \['lstm\.weight_ih_l0', 'lstm\.weight_hh_l0', 'lstm\.bias_ih_l0', "
         r"'lstm\.bias_hh_l0', 'head\.weight', 'head\.bias'\]\)",
     ):
         opt.step({"lstm.nope": np.zeros(3), "hed.bias": np.zeros(2)})
@@ -189,6 +189,7 @@ def test_check_finite_is_off_by_default_as_in_torch() -> None:
     opt.step(grads)  # torch.optim.SGD applies a NaN gradient too
     bias = model.named_parameters()["head.bias"]
     assert np.isnan(bias[0]) and np.isfinite(bias[1])
+    assert repr(SGD(model, lr=0.1, check_finite=True)).endswith("check_finite=True, params=6)")
     with pytest.raises(SpecTypeError, match=r"SGD\.check_finite must be True or False, got 1"):
         SGD(model, lr=0.1, check_finite=1)  # type: ignore[arg-type]
     opt.check_finite = "yes"  # type: ignore[assignment]
