@@ -7,6 +7,11 @@ is held until the section ends and acts there, so a parameter update is never cu
 second SIGINT inside the same section acts at once (a force quit, as PyTorch users expect) and
 sets ``guard.forced``.
 
+A ``KeyboardInterrupt`` raised by a handler can be lost: when the signal lands while the garbage
+collector runs a ``__del__`` (a tqdm bar's, say), Python prints "Exception ignored" and goes on.
+So every SIGINT is also remembered until its handler returns, and ``critical()`` acts on a
+remembered one on entry (before the update) and on exit.
+
 The handler is installed only in the main thread (Python runs signal handlers there and nowhere
 else, and only there may a handler be set) and only over a Python-level handler: when SIGINT is
 ignored (``SIG_IGN``), left to the operating system (``SIG_DFL``) or set outside Python, nothing
@@ -59,17 +64,23 @@ class DeferredInterrupt:
             self._pending = True
             return
         self.forced = self._critical
+        self._pending = True  # stays set if what the previous handler raises is lost
         self._previous(signum, frame)
+        self._pending = False  # it returned: a handler that does not stop the run
+
+    def _act_on_pending(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._previous(signal.SIGINT, None)
 
     @contextmanager
     def critical(self) -> Iterator[None]:
         """A section that a single SIGINT does not cut: it acts when the section ends (unless
-        the section raises: that error wins)."""
+        the section raises: that error wins). A SIGINT remembered from before acts on entry."""
+        self._act_on_pending()
         self._critical = True
         try:
             yield
         finally:
             self._critical = False
-        if self._pending:
-            self._pending = False
-            self._previous(signal.SIGINT, None)
+        self._act_on_pending()

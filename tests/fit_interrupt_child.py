@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import sys
 from typing import Any
 
@@ -82,4 +83,5 @@ def main(runs: int, which: str) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     main(int(sys.argv[1]), sys.argv[2])

@@ -61,10 +61,17 @@ def assert_params(model: sc.SpecChain, expected: dict[str, np.ndarray]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _handler_restored() -> Iterator[None]:
-    before = signal.getsignal(signal.SIGINT)
-    yield
-    assert signal.getsignal(signal.SIGINT) is before, "fit did not restore the SIGINT handler"
+def _default_handler() -> Iterator[None]:
+    """Python's default SIGINT handler for each test, even when pytest itself runs with SIGINT
+    ignored (a background job of a shell script); afterwards, fit must have put it back."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, (
+            "fit did not restore the SIGINT handler"
+        )
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_ctrl_c_during_an_update_waits_for_it() -> None:
@@ -98,6 +105,29 @@ def test_ctrl_c_outside_an_update_stops_at_once() -> None:
             progress=False, on_epoch=interrupt_after_two)  # fmt: skip
     assert info.value.history.epochs == 2 and info.value.history.steps == 6
     assert_params(model, opt.after[5])
+
+
+class RaisesSigintWhenCollected:
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_lost_in_a_finalizer_still_stops_before_the_next_update() -> None:
+    """A KeyboardInterrupt raised inside a ``__del__`` is printed and dropped by Python (this
+    happened with tqdm's bar): ``fit`` still stops, before the next update."""
+    model = zoo.classifier(3, 6, 2)
+    opt = SignallingSGD(model, at=0)
+
+    def drop_a_finalizer(epoch: int, history: History) -> None:
+        if epoch == 1:
+            RaisesSigintWhenCollected()  # collected at once: the handler runs in its __del__
+
+    with pytest.raises(TrainingInterrupted, match="after step 3: the parameters") as info:
+        fit(model, data(), sc.losses.cross_entropy, opt, epochs=3, batch_size=8,
+            progress=False, on_epoch=drop_a_finalizer)  # fmt: skip
+    assert info.value.history.steps == 3 and opt.calls == 3
+    assert_params(model, opt.after[2])
 
 
 def test_a_second_ctrl_c_during_an_update_forces_the_stop() -> None:
