@@ -10,30 +10,33 @@ Pass the model itself rather than its ``named_parameters()`` dict: the optimizer
 arrays up at every step, so it keeps working after ``model.to(...)`` or ``model.load_state_dict``
 (both put new arrays in place of the old ones).
 
-``clip_grad_norm(grads, max_norm)`` rescales a grads dict in place like
+``step`` is all-or-nothing: every gradient is checked before anything changes, and a failing step
+leaves every parameter and buffer as it was (see ``Optimizer``).
+
+``clip_grad_norm(grads, max_norm)`` (from ``specchain.clip``) rescales a grads dict in place like
 ``torch.nn.utils.clip_grad_norm_``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from specchain.chain import SpecChain
+from specchain.clip import clip_grad_norm
 from specchain.spec import NNModuleSpec
 from specchain.state import StateDictError
 from specchain.types import ShapeError, SpecError
 from specchain.validate import (
+    SpecTypeError,
     check_flag,
     check_float_array,
     check_non_negative,
-    check_number,
     check_positive,
     check_unit_interval,
-    out_of_range,
+    shown,
     wrong_type,
 )
 
@@ -47,16 +50,25 @@ Grads = Mapping[str, np.ndarray]
 class Optimizer:
     """Shared machinery: the parameter source, per-parameter state, checks and state dicts.
 
+    ``step`` is all-or-nothing, in three phases: it checks every gradient (names, dtypes, shapes,
+    finiteness when ``check_finite`` is set), then computes every parameter's new value and new
+    state into fresh arrays (``_plan``), and only then writes them (copies that cannot fail). A
+    bad gradient, or an error while computing (``np.errstate(all="raise")``, ``MemoryError``),
+    leaves every parameter and every state buffer as it was. The price is one extra array per
+    parameter and buffer while the step runs. ``check_finite`` is a setting of this object, not a
+    hyper-parameter: ``state_dict`` does not carry it.
+
     Subclasses list their hyper-parameters in ``hyperparameters``, check them in ``_validate``
     (which runs at construction, at every step and on ``load_state_dict``, so a value assigned to
-    ``opt.lr`` is checked too) and update one parameter in ``_update``.
+    ``opt.lr`` is checked too) and compute one parameter's update in ``_plan``.
     """
 
     hyperparameters: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, params: ParamSource) -> None:
+    def __init__(self, params: ParamSource, check_finite: bool = False) -> None:
         self._source = _source(params, type(self).__name__)
         self.state: dict[str, dict[str, Any]] = {}
+        self.check_finite = check_flag(type(self).__name__, "check_finite", check_finite)
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -68,40 +80,85 @@ class Optimizer:
     def _validate(self) -> None:
         raise NotImplementedError
 
-    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+    def _plan(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """``(new parameter value, new state)`` for one parameter, as fresh arrays.
+
+        ``grad`` has the parameter's shape and dtype; ``state`` is a new dict holding this
+        parameter's buffers (cast to its dtype). Never writes into ``param``, ``grad`` or the
+        arrays of ``state``: ``step`` commits the results only once every parameter is planned.
+        """
         raise NotImplementedError
 
     def step(self, grads: Grads) -> None:
-        """Update every parameter that has a gradient in ``grads``, in place.
+        """Update every parameter that has a gradient in ``grads``, in place; all or nothing.
 
-        A parameter without a gradient is left alone (as torch skips ``p.grad is None``); a
-        gradient for an unknown name or with another shape is an error.
+        A parameter without a gradient is left alone (as torch skips ``p.grad is None``).
+        Gradients are cast to their parameter's dtype (any real numeric array or nested list
+        works). An unknown name, a gradient of another shape or a non-numeric dtype, or (with
+        ``check_finite=True``) a NaN or infinite entry raises before anything changes.
         """
         self._validate()
+        self.check_finite = check_flag(type(self).__name__, "check_finite", self.check_finite)
         params = self.params
-        owner = type(self).__name__
+        checked = self._checked_grads(grads, params)
+        planned = {
+            name: self._plan(params[name], grad, self._state_as(name, params[name].dtype))
+            for name, grad in checked.items()
+        }
+        for name, (value, state) in planned.items():  # the commit: copies that cannot fail
+            np.copyto(params[name], value)
+            if state or name in self.state:
+                self.state[name] = state
+
+    def _checked_grads(self, grads: Grads, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every gradient checked and cast to its parameter's dtype, or one error listing all
+        the gradients with the first problem found (names, then dtypes, then shapes, then
+        finiteness); nothing is changed either way."""
+        owner = f"{type(self).__name__}.step"
+        if not isinstance(grads, Mapping):
+            raise wrong_type(owner, "grads", "a dict {parameter name: gradient array}", grads)
         unknown = [name for name in grads if name not in params]
         if unknown:
+            missing = [name for name in params if name not in grads]
+            hint = f" (no gradient for {missing})" if missing else ""
             raise SpecError(
-                f"{owner}.step: gradients for unknown parameters {unknown}; this optimizer "
-                f"updates {list(params)}"
+                f"{owner}: gradients for unknown parameters {unknown}{hint}; this optimizer "
+                f"updates {list(params)}; nothing was updated"
             )
-        for name, grad in grads.items():
-            param = params[name]
-            grad = np.asarray(grad)
-            if grad.shape != param.shape:
-                raise ShapeError(
-                    f"{owner}.step: gradient of {name!r} has shape {list(grad.shape)}, "
-                    f"the parameter has {list(param.shape)}"
-                )
-            self._match_state_dtype(name, param.dtype)
-            self._update(name, param, grad.astype(param.dtype, copy=False))
+        arrays = {name: _as_real_array(grad) for name, grad in grads.items()}
+        wrong_kind = [
+            f"{name!r} is {shown_kind}" for name, (_, shown_kind) in arrays.items() if shown_kind
+        ]
+        if wrong_kind:
+            raise SpecTypeError(
+                f"{owner}: gradients must be real numeric arrays (they are cast to their "
+                f"parameter's dtype), but {'; '.join(wrong_kind)}; nothing was updated"
+            )
+        wrong_shape = [
+            f"gradient of {name!r} has shape {list(grad.shape)}, the parameter has "
+            f"{list(params[name].shape)}"
+            for name, (grad, _) in arrays.items()
+            if grad.shape != params[name].shape
+        ]
+        if wrong_shape:
+            raise ShapeError(f"{owner}: {'; '.join(wrong_shape)}; nothing was updated")
+        cast = {
+            name: grad.astype(params[name].dtype, copy=False) for name, (grad, _) in arrays.items()
+        }
+        if self.check_finite:
+            for name, grad in cast.items():
+                _check_finite(owner, name, grad)
+        return cast
 
-    def _match_state_dtype(self, name: str, dtype: np.dtype[Any]) -> None:
-        """After ``model.to(...)`` the buffers follow the parameter's dtype (as in torch)."""
-        for key, value in self.state.get(name, {}).items():
-            if isinstance(value, np.ndarray) and value.dtype != dtype:
-                self.state[name][key] = value.astype(dtype)
+    def _state_as(self, name: str, dtype: np.dtype[Any]) -> dict[str, Any]:
+        """A new dict of this parameter's buffers, cast to ``dtype``: after ``model.to(...)``
+        the buffers follow the parameter's dtype (as in torch)."""
+        buffers = self.state.get(name, {}).items()
+        return {
+            k: v.astype(dtype, copy=False) if isinstance(v, np.ndarray) else v for k, v in buffers
+        }
 
     # --- state dicts ------------------------------------------------------------------------
 
@@ -169,6 +226,8 @@ class Optimizer:
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{key}={getattr(self, key)!r}" for key in self.hyperparameters)
+        if self.check_finite:
+            hyper += ", check_finite=True"
         return f"{type(self).__name__}({hyper}, params={len(self.params)})"
 
 
@@ -192,6 +251,30 @@ def _source(params: ParamSource, owner: str) -> SpecChain | dict[str, np.ndarray
     return source
 
 
+def _as_real_array(grad: object) -> tuple[np.ndarray, str]:
+    """``(array, "")`` for a real numeric gradient, else ``(empty array, what it is)``."""
+    try:
+        array = np.asarray(grad)
+    except (ValueError, TypeError):
+        return np.empty(0), f"a {type(grad).__name__} numpy cannot make an array of"
+    if array.dtype.kind not in "biuf":
+        return array, f"a {array.dtype} array"
+    return array, ""
+
+
+def _check_finite(owner: str, name: str, grad: np.ndarray) -> None:
+    """Raise naming the first NaN or infinite entry of ``grad`` (in C order), if any."""
+    bad = ~np.isfinite(grad)
+    if bad.any():
+        first = np.unravel_index(int(np.argmax(bad)), grad.shape)
+        raise SpecError(
+            f"{owner}: the gradient of {name!r} is not finite: {shown(grad[first])} at index "
+            f"{[int(i) for i in first]} ({int(bad.sum())} of {grad.size} entries); nothing was "
+            "updated (check_finite=True). Look for NaN/inf in the inputs or the loss, or lower "
+            "the learning rate"
+        )
+
+
 # --- SGD --------------------------------------------------------------------------------------
 
 
@@ -210,6 +293,9 @@ class SGD(Optimizer):
         nesterov: Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
         weight_decay: L2 penalty added to the gradient, >= 0.
         maximize: ascend the objective instead of descending it.
+        check_finite: refuse a step whose gradients hold a NaN or infinite entry, naming the
+            parameter and the first bad index (off by default, as in torch; ``fit`` checks
+            the gradients itself).
     """
 
     hyperparameters = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "maximize")
@@ -223,8 +309,9 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
         maximize: bool = False,
+        check_finite: bool = False,
     ) -> None:
-        super().__init__(params)
+        super().__init__(params, check_finite)
         self.lr = lr
         self.momentum = momentum
         self.dampening = dampening
@@ -246,20 +333,22 @@ class SGD(Optimizer):
                 f"momentum={self.momentum}, dampening={self.dampening}"
             )
 
-    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+    def _plan(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         g = -grad if self.maximize else grad
         if self.weight_decay != 0:
             g = g + self.weight_decay * param
         if self.momentum != 0:
-            buffers = self.state.setdefault(name, {})
-            buf = buffers.get("momentum_buffer")
+            buf = state.get("momentum_buffer")
             if buf is None:
-                buf = buffers["momentum_buffer"] = g.copy()
+                buf = g.copy()
             else:
-                buf *= self.momentum
+                buf = buf * self.momentum
                 buf += (1 - self.dampening) * g
+            state["momentum_buffer"] = buf
             g = g + self.momentum * buf if self.nesterov else buf
-        param -= self.lr * g
+        return param - self.lr * g, state
 
 
 # --- Adam -------------------------------------------------------------------------------------
@@ -281,6 +370,9 @@ class Adam(Optimizer):
         weight_decay: L2 penalty added to the gradient (not decoupled, as in ``Adam``), >= 0.
         amsgrad: keep the running maximum of ``v``.
         maximize: ascend the objective instead of descending it.
+        check_finite: refuse a step whose gradients hold a NaN or infinite entry, naming the
+            parameter and the first bad index (off by default, as in torch; ``fit`` checks
+            the gradients itself).
     """
 
     hyperparameters = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
@@ -294,8 +386,9 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
         maximize: bool = False,
+        check_finite: bool = False,
     ) -> None:
-        super().__init__(params)
+        super().__init__(params, check_finite)
         self.lr = lr
         self.betas = betas
         self.eps = eps
@@ -317,26 +410,20 @@ class Adam(Optimizer):
         self.amsgrad = check_flag("Adam", "amsgrad", self.amsgrad)
         self.maximize = check_flag("Adam", "maximize", self.maximize)
 
-    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+    def _plan(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         beta1, beta2 = self.betas
-        state = self.state.get(name)
-        if state is None:
-            state = self.state[name] = {
-                "step": 0,
-                "exp_avg": np.zeros_like(param),
-                "exp_avg_sq": np.zeros_like(param),
-            }
-            if self.amsgrad:
-                state["max_exp_avg_sq"] = np.zeros_like(param)
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
         state["step"] += 1
         step = state["step"]
 
         g = -grad if self.maximize else grad
         if self.weight_decay != 0:
             g = g + self.weight_decay * param
-        _lerp_(exp_avg, g, 1 - beta1)
-        exp_avg_sq *= beta2
+        exp_avg = state["exp_avg"] = _lerp(state["exp_avg"], g, 1 - beta1)
+        exp_avg_sq = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2
         exp_avg_sq += (1 - beta2) * g * g
 
         bias_correction1 = 1 - beta1**step
@@ -344,85 +431,21 @@ class Adam(Optimizer):
         step_size = self.lr / bias_correction1
         bias_correction2_sqrt = bias_correction2**0.5
         if self.amsgrad:
-            max_sq = state.get("max_exp_avg_sq")
-            if max_sq is None:  # amsgrad switched on mid-run: start from the current v
-                max_sq = state["max_exp_avg_sq"] = exp_avg_sq.copy()
-            np.maximum(max_sq, exp_avg_sq, out=max_sq)
+            max_sq = state.get("max_exp_avg_sq")  # None: first step, or amsgrad switched on
+            max_sq = exp_avg_sq.copy() if max_sq is None else np.maximum(max_sq, exp_avg_sq)
+            state["max_exp_avg_sq"] = max_sq
             denom = np.sqrt(max_sq) / bias_correction2_sqrt
         else:
             denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt
         denom += self.eps
-        param += (-step_size * exp_avg) / denom
+        return param + (-step_size * exp_avg) / denom, state
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """``torch.lerp_``'s formula, in place: exact at both ends of the weight range."""
+def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
+    """``torch.lerp``'s formula, into a new array: exact at both ends of the weight range."""
     if abs(weight) < 0.5:
-        start += weight * (end - start)
-    else:
-        start[...] = end - (end - start) * (1 - weight)
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)
 
 
-# --- gradient clipping ------------------------------------------------------------------------
-
-
-def clip_grad_norm(
-    grads: Mapping[str, np.ndarray] | list[np.ndarray],
-    max_norm: float,
-    norm_type: float | str = 2.0,
-    error_if_nonfinite: bool = False,
-) -> float:
-    """Rescale ``grads`` in place so that their global norm is at most ``max_norm``.
-
-    As ``torch.nn.utils.clip_grad_norm_``: the total is the ``norm_type``-norm of the per-array
-    norms (the norm of all gradients as one vector; ``norm_type`` ``inf`` or ``"inf"`` takes the
-    largest magnitude), every array is multiplied by ``min(max_norm / (total + 1e-6), 1)``, and
-    the total norm *before* clipping is returned. A NaN or infinite total raises ``SpecError``
-    when ``error_if_nonfinite`` is set; otherwise it is applied anyway, as torch does (NaN
-    gradients stay NaN, infinite norms zero the finite entries).
-    """
-    max_norm = check_number("clip_grad_norm", "max_norm", max_norm)
-    if max_norm < 0:
-        raise out_of_range("clip_grad_norm", "max_norm", ">= 0", max_norm)
-    order = _norm_order(norm_type)
-    items = list(grads.items()) if isinstance(grads, Mapping) else list(enumerate(grads))
-    arrays = [check_float_array("clip_grad_norm", f"grads[{key!r}]", a) for key, a in items]
-    if not arrays:
-        return 0.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        norms = np.array([_vector_norm(a, order) for a in arrays])
-        total = float(_vector_norm(norms, order))
-    if error_if_nonfinite and not math.isfinite(total):
-        raise SpecError(
-            f"the total norm of order {norm_type} of the gradients is non-finite ({total}), so "
-            "it cannot be clipped; pass error_if_nonfinite=False to scale by it anyway"
-        )
-    coef = min(max_norm / (total + 1e-6), 1.0) if not math.isnan(total) else math.nan
-    with np.errstate(invalid="ignore"):  # inf * 0 = nan, as in torch
-        for a in arrays:
-            a *= a.dtype.type(coef)
-    return total
-
-
-def _norm_order(norm_type: float | str) -> float:
-    what = "a number > 0 or 'inf'"
-    if isinstance(norm_type, str):
-        if norm_type.lower() in ("inf", "+inf"):
-            return math.inf
-        raise out_of_range("clip_grad_norm", "norm_type", what, norm_type)
-    if check_number("clip_grad_norm", "norm_type", norm_type) <= 0:
-        raise out_of_range("clip_grad_norm", "norm_type", what, norm_type)
-    return float(norm_type)
-
-
-def _vector_norm(a: np.ndarray, order: float) -> float:
-    flat = np.abs(a.ravel().astype(np.float64, copy=False))
-    if flat.size == 0:
-        return 0.0
-    if order == math.inf:
-        return float(flat.max())
-    if order == 2.0:
-        return float(np.sqrt(np.dot(flat, flat)))
-    if order == 1.0:
-        return float(flat.sum())
-    return float(np.sum(flat**order) ** (1.0 / order))
+__all__ = ["SGD", "Adam", "Optimizer", "clip_grad_norm"]

@@ -14,6 +14,7 @@ axis 1. Both sides must hold the same N.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -23,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from specchain.chain import SpecChain
+from specchain.interrupts import DeferredInterrupt
 from specchain.losses import Loss
 from specchain.numerics import softmax
 from specchain.optim import Optimizer, clip_grad_norm
@@ -47,6 +49,20 @@ class TrainingError(SpecError):
     def __init__(self, message: str, history: History) -> None:
         super().__init__(message)
         self.history = history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """``fit`` stopped by Ctrl-C (SIGINT); catch it as ``KeyboardInterrupt``.
+
+    ``history`` holds the run so far, and the parameters are those after its last step
+    (``history.steps``), unless ``forced``: a second Ctrl-C during an update stops at once and
+    the parameters may then mix two steps.
+    """
+
+    def __init__(self, message: str, history: History, forced: bool) -> None:
+        super().__init__(message)
+        self.history = history
+        self.forced = forced
 
 
 @attrs.define
@@ -190,6 +206,15 @@ def fit(
         A ``History``. A NaN or infinite loss (or gradient) raises ``TrainingError`` naming the
         epoch and the step, before that step changes any parameter (``err.history`` holds the
         run so far).
+
+    Ctrl-C (SIGINT) never cuts a parameter update: one that arrives during an update is held
+    until the update (and its History entry) is complete; one that arrives elsewhere (forward,
+    backward, a callback) stops at once, before the next update. Either way the parameters are
+    all from the same step, and ``fit`` raises ``TrainingInterrupted`` (a ``KeyboardInterrupt``,
+    which propagates as in Keras) with the History so far as ``err.history``; with ``progress``
+    it also prints a one-line note to stderr. A second Ctrl-C during an update stops at once
+    (``err.forced``: the parameters may then mix two steps). Deferral needs the main thread and
+    a Python-level SIGINT handler (the default); elsewhere Ctrl-C behaves as usual.
     """
     chain = _as_model(model)
     inputs, targets = _unpack("fit", data)
@@ -214,66 +239,91 @@ def fit(
     history = History()
     steps_per_epoch = -(-n // batch_size)
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        epoch_start = time.perf_counter()
-        order = generator.permutation(n)
-        total, seen = 0.0, 0
-        bar = tqdm(
-            total=steps_per_epoch,
-            desc=f"epoch {epoch}/{epochs}",
-            disable=not progress,
-            leave=False,
-            unit="step",
-        )
-        try:
-            for step in range(1, steps_per_epoch + 1):
-                index = order[(step - 1) * batch_size : step * batch_size]
-                xb = np.take(inputs, index, axis=in_axis)
-                yb = np.take(targets, index, axis=out_axis)
+    guard = DeferredInterrupt()
+    try:
+        with guard:
+            for epoch in range(1, epochs + 1):
+                epoch_start = time.perf_counter()
+                order = generator.permutation(n)
+                total, seen = 0.0, 0
+                bar = tqdm(
+                    total=steps_per_epoch,
+                    desc=f"epoch {epoch}/{epochs}",
+                    disable=not progress,
+                    leave=False,
+                    unit="step",
+                )
                 try:
-                    value, norm = _train_step(chain, loss, optimizer, xb, yb, generator, clip)
-                except _NotFinite as err:
-                    history.wall_time = time.perf_counter() - start
-                    raise TrainingError(
-                        f"{err} at epoch {epoch}, step {step} (of {steps_per_epoch}); training "
-                        "stopped before this step updated the parameters. Check the inputs and "
-                        "targets for NaN/inf values, or lower the learning rate or pass clip= "
-                        "(a max gradient norm) to fit",
-                        history,
-                    ) from None
-                if norm is not None:
-                    history.grad_norm.append(norm)
-                history.step_loss.append(value)
-                total += value * len(index)
-                seen += len(index)
-                history.sequences_seen += len(index)
-                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
-                bar.update(1)
-        finally:
-            bar.close()
-        history.epoch_loss.append(total / seen)
-        history.epoch_time.append(time.perf_counter() - epoch_start)
+                    for step in range(1, steps_per_epoch + 1):
+                        index = order[(step - 1) * batch_size : step * batch_size]
+                        xb = np.take(inputs, index, axis=in_axis)
+                        yb = np.take(targets, index, axis=out_axis)
+                        try:
+                            value, norm, grads = _gradients(chain, loss, xb, yb, generator, clip)
+                        except _NotFinite as err:
+                            history.wall_time = time.perf_counter() - start
+                            raise TrainingError(
+                                f"{err} at epoch {epoch}, step {step} (of {steps_per_epoch}); "
+                                "training stopped before this step updated the parameters. "
+                                "Check the inputs and targets for NaN/inf values, or lower the "
+                                "learning rate or pass clip= (a max gradient norm) to fit",
+                                history,
+                            ) from None
+                        with guard.critical():  # a Ctrl-C waits for the update to complete
+                            optimizer.step(grads)
+                            if norm is not None:
+                                history.grad_norm.append(norm)
+                            history.step_loss.append(value)
+                            history.sequences_seen += len(index)
+                        total += value * len(index)
+                        seen += len(index)
+                        bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+                        bar.update(1)
+                finally:
+                    bar.close()
+                history.epoch_loss.append(total / seen)
+                history.epoch_time.append(time.perf_counter() - epoch_start)
+                history.wall_time = time.perf_counter() - start
+                if on_epoch is not None and on_epoch(epoch, history) is True:
+                    break
+    except KeyboardInterrupt as err:
         history.wall_time = time.perf_counter() - start
-        if on_epoch is not None and on_epoch(epoch, history) is True:
-            break
+        stopped = _interrupted(history, epochs, guard.forced)
+        if progress:
+            print(stopped, file=sys.stderr)
+        raise stopped.with_traceback(err.__traceback__) from None
     return history
+
+
+def _interrupted(history: History, epochs: int, forced: bool) -> TrainingInterrupted:
+    where = (
+        f"during step {history.steps + 1}: a second Ctrl-C cut that update, so the parameters "
+        f"may mix steps {history.steps} and {history.steps + 1}"
+        if forced
+        else f"after step {history.steps}: the parameters are those of that step"
+    )
+    return TrainingInterrupted(
+        f"fit interrupted by Ctrl-C {where} ({history.epochs} of {epochs} epochs complete); "
+        "the History so far is err.history",
+        history,
+        forced,
+    )
 
 
 class _NotFinite(Exception):
     """A step met a NaN or infinite loss or gradient (``fit`` adds the epoch and step)."""
 
 
-def _train_step(
+def _gradients(
     chain: SpecChain,
     loss: Loss,
-    optimizer: Optimizer,
     xb: np.ndarray,
     yb: np.ndarray,
     generator: np.random.Generator,
     clip: float | None,
-) -> tuple[float, float | None]:
-    """Forward, loss, backward, clip, update: ``(loss value, gradient norm or None)``.
-    Raises ``_NotFinite`` before anything is updated if the loss or a gradient is not finite."""
+) -> tuple[float, float | None, dict[str, np.ndarray]]:
+    """Forward, loss, backward, clip: ``(loss value, gradient norm or None, gradients)``.
+    Raises ``_NotFinite`` if the loss or a gradient is not finite."""
     y, tape = chain.forward(xb, train=True, rng=generator)
     value, dy = loss.value_and_grad(y, yb)
     if not math.isfinite(value):
@@ -284,8 +334,7 @@ def _train_step(
     if bad is not None:
         raise _NotFinite(f"the gradient of {bad!r} is not finite (the loss is {value})")
     norm = clip_grad_norm(grads, clip) if clip is not None else None
-    optimizer.step(grads)
-    return value, norm
+    return value, norm, grads
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -380,6 +429,7 @@ def _sample(logits: np.ndarray, temperature: float, generator: np.random.Generat
 __all__ = [
     "History",
     "TrainingError",
+    "TrainingInterrupted",
     "accuracy",
     "batch_axes",
     "evaluate",
