@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+import attrs
 import networkx as nx
 import numpy as np
 
@@ -26,6 +27,7 @@ FORMAT_VERSION = 1
 MAX_ARCHITECTURE_BYTES = 8 * 2**20  # UTF-8 bytes of architecture JSON
 MAX_DEPTH = 64  # nesting of JSON arrays and objects
 MAX_NODES = 10_000
+SMALL_INT = 2**16  # an int hyper-parameter up to this is always allowed (an index, a class count)
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', flags=re.S)
 
 
@@ -113,13 +115,17 @@ def _depth(text: bytes) -> int:
     return int(np.cumsum(steps).max(initial=0))
 
 
-def build(architecture: Any, kinds: Kinds) -> SpecChain:
-    """The chain an architecture describes, every spec checked by its own validators. Raises
+def build(architecture: Any, kinds: Kinds, budget: int) -> SpecChain:
+    """The chain an architecture describes, every spec checked by its own validators.
+
+    Before a spec is made, an int hyper-parameter above both ``budget`` (the parameter elements
+    the file may hold) and ``SMALL_INT`` is refused: a size that large declares more parameters
+    than the budget, and some (``num_layers=10**5``) cost seconds to declare. Raises
     ``ModelFileError`` (or ``UnknownKindError``) naming what is wrong; a spec's own error (its
     validators, a user layer's ``__init__``) is reported inside one. Under
     ``params.without_init``, ``ParamBudgetError`` passes through."""
     try:
-        return _build(architecture, kinds)
+        return _build(architecture, _Reader(kinds, max(budget, SMALL_INT)))
     except (ModelFileError, ParamBudgetError):
         raise
     except Exception as err:  # a spec's validator, a cycle (NetworkXUnfeasible), a bad field
@@ -128,7 +134,16 @@ def build(architecture: Any, kinds: Kinds) -> SpecChain:
         ) from None
 
 
-def _build(architecture: Any, kinds: Kinds) -> SpecChain:
+@attrs.define
+class _Reader:
+    """What building specs from JSON needs: the kinds, the largest int, the specs made so far."""
+
+    kinds: Kinds
+    largest: int
+    specs: dict[int, NNModuleSpec] = attrs.field(factory=dict)
+
+
+def _build(architecture: Any, reader: _Reader) -> SpecChain:
     if not isinstance(architecture, dict):
         raise ModelFileError(f"expected a JSON object, got {type(architecture).__name__}")
     if architecture.get("format") != "specchain" or architecture.get("version") != FORMAT_VERSION:
@@ -144,7 +159,6 @@ def _build(architecture: Any, kinds: Kinds) -> SpecChain:
             f"{len(nodes)} nodes and {len(edges)} edges: more than the {MAX_NODES} nodes a model "
             "file may hold"
         )
-    specs: dict[int, NNModuleSpec] = {}
     graph = nx.MultiDiGraph()
     graph.add_node(INPUT)
     graph.add_node(OUTPUT)
@@ -156,7 +170,7 @@ def _build(architecture: Any, kinds: Kinds) -> SpecChain:
             check_node_name(name)
         except SpecError as err:
             raise ModelFileError(cut(str(err))) from None
-        graph.add_node(name, spec=_spec_from_json(node, specs, kinds))
+        graph.add_node(name, spec=_spec_from_json(node, reader))
     for u, v, port, index in edges:
         for end in (u, v):
             if not isinstance(end, str) or end not in graph:
@@ -169,23 +183,26 @@ def _build(architecture: Any, kinds: Kinds) -> SpecChain:
     return chain
 
 
-def _spec_from_json(
-    data: dict[str, Any], specs: dict[int, NNModuleSpec], kinds: Kinds
-) -> NNModuleSpec:
+def _spec_from_json(data: dict[str, Any], reader: _Reader) -> NNModuleSpec:
     spec_id = data["spec_id"]
     if not isinstance(spec_id, int):
         raise ModelFileError(f"spec_id {echo(spec_id)} is not an int")
-    if spec_id in specs:
-        return specs[spec_id]
-    cls = kinds.resolve(data["kind"])
-    config = {k: _config_from_json(v, specs, kinds) for k, v in data["config"].items()}
-    specs[spec_id] = spec = cls(**config, name=data["spec_name"])
+    if spec_id in reader.specs:
+        return reader.specs[spec_id]
+    cls = reader.kinds.resolve(data["kind"])
+    config = {k: _config_from_json(k, v, reader) for k, v in data["config"].items()}
+    reader.specs[spec_id] = spec = cls(**config, name=data["spec_name"])
     return spec
 
 
-def _config_from_json(value: Any, specs: dict[int, NNModuleSpec], kinds: Kinds) -> Any:
+def _config_from_json(key: str, value: Any, reader: _Reader) -> Any:
     if isinstance(value, dict) and "__spec__" in value:
-        return _spec_from_json(value["__spec__"], specs, kinds)
+        return _spec_from_json(value["__spec__"], reader)
     if isinstance(value, list):
-        return tuple(_config_from_json(v, specs, kinds) for v in value)
+        return tuple(_config_from_json(key, v, reader) for v in value)
+    if type(value) is int and value > reader.largest:
+        raise ModelFileError(
+            f"hyper-parameter {echo(key)} = {echo(value)} is larger than the file's parameter "
+            f"budget ({reader.largest}): refused before building"
+        )
     return value

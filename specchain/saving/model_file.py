@@ -192,13 +192,13 @@ def _architecture(text: bytes, kinds: Kinds, max_params: int, data_bytes: int) -
     budget = min(max_params, data_bytes // 4)
     try:
         with _params.without_init(budget):
-            return build(_parse(text), kinds)
+            return build(_parse(text), kinds, budget)
     except _params.ParamBudgetError as err:
         if budget == max_params:
-            fix = f"raise sc.load(..., max_params=...) if you trust this file ({err})"
+            fix = "pass sc.load(path, max_params=...) to open a bigger model you trust"
         else:
-            fix = f"the file holds only {data_bytes} bytes of tensor data ({err})"
-        raise ModelFileError(f"key {ARCHITECTURE_KEY!r}: too many parameters: {fix}") from None
+            fix = f"the file holds only {data_bytes} bytes of tensor data"
+        raise ModelFileError(f"key {ARCHITECTURE_KEY!r}: {err}; {fix}") from None
     except UnknownKindError as err:
         raise UnknownKindError(f"key {ARCHITECTURE_KEY!r}: {err}", err.kind, err.module) from None
     except ModelFileError as err:
