@@ -27,7 +27,7 @@ from specchain.saving.architecture import parse_architecture as _parse
 from specchain.saving.errors import ModelFileError, UnknownKindError, echo, some_keys
 from specchain.saving.kinds import Kinds
 from specchain.saving.npz_file import NpzFile
-from specchain.saving.safetensors_file import read_header, read_tensors, to_bytes, write_atomic
+from specchain.saving.safetensors_file import read_header, read_tensors, write_atomic
 from specchain.spec import NNModuleSpec
 from specchain.types import SpecError
 from specchain.validate import check_positive_int
@@ -80,7 +80,7 @@ def save(chain: SpecChain, path: str | Path) -> None:
     tensors = chain.state_dict()
     if "__metadata__" in tensors:
         raise SpecError("parameter name '__metadata__' is reserved by .safetensors files")
-    write_atomic(target, to_bytes(tensors, metadata))
+    write_atomic(target, tensors, metadata)
 
 
 # --- reading ---------------------------------------------------------------------------------

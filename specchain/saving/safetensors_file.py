@@ -50,15 +50,11 @@ class Header:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def to_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
-    """The file's bytes, made by ``safetensors``."""
-    return safetensors.numpy.save(tensors, metadata=metadata)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary ``.<name>.tmp-XXXX`` beside ``path``, flush and fsync it,
-    then ``os.replace`` it onto ``path`` and fsync the folder. On any failure the previous file
-    is untouched and the temporary removed (a process killed meanwhile leaves its temporary)."""
+def write_atomic(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write ``tensors`` and ``metadata`` to a temporary ``.<name>.tmp-XXXX`` beside ``path``,
+    flush and fsync it, then ``os.replace`` it onto ``path`` and fsync the folder. On any failure
+    the previous file is untouched and the temporary removed (a process killed meanwhile leaves
+    its temporary behind, never a half-written ``path``)."""
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     mode = _mode_for(path)
@@ -66,7 +62,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)
-            handle.write(data)
+            _write(handle, tensors, metadata)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -75,6 +71,29 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.unlink(temporary)
         raise
     _fsync_folder(folder)
+
+
+def _write(handle: BinaryIO, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """The safetensors layout with keys in sorted order, so one model always gives the same
+    bytes (the ``safetensors`` writer orders ``__metadata__`` differently on every call)."""
+    header: dict[str, Any] = {METADATA: dict(sorted(metadata.items()))}
+    codes = {dtype: code for code, dtype in DTYPES.items()}
+    position = 0
+    for name in sorted(tensors):
+        value = tensors[name]
+        header[name] = {
+            "dtype": codes[value.dtype],
+            "shape": list(value.shape),
+            "data_offsets": [position, position + value.nbytes],
+        }
+        position += value.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors pads it
+    handle.write(len(text).to_bytes(8, "little") + text)
+    for name in sorted(tensors):
+        handle.write(
+            np.ascontiguousarray(tensors[name]).astype("<" + tensors[name].dtype.char).data
+        )
 
 
 def _mode_for(path: Path) -> int:
