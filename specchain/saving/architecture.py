@@ -27,7 +27,7 @@ FORMAT_VERSION = 1
 MAX_ARCHITECTURE_BYTES = 8 * 2**20  # UTF-8 bytes of architecture JSON
 MAX_DEPTH = 64  # nesting of JSON arrays and objects
 MAX_NODES = 10_000
-SMALL_INT = 2**16  # an int hyper-parameter up to this is always allowed (an index, a class count)
+SMALL_INT = 4096  # an int hyper-parameter up to this is always allowed (an index, a class count)
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', flags=re.S)
 
 

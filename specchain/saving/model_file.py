@@ -22,7 +22,12 @@ import numpy as np
 from specchain import params as _params
 from specchain.chain import SpecChain
 from specchain.params import FLOAT_DTYPES
-from specchain.saving.architecture import FORMAT_VERSION, architecture_json, build
+from specchain.saving.architecture import (
+    FORMAT_VERSION,
+    MAX_ARCHITECTURE_BYTES,
+    architecture_json,
+    build,
+)
 from specchain.saving.architecture import parse_architecture as _parse
 from specchain.saving.errors import ModelFileError, UnknownKindError, echo, some_keys
 from specchain.saving.kinds import Kinds
@@ -177,9 +182,15 @@ def _load_npz(handle: BinaryIO, size: int, kinds: Kinds, max_params: int) -> Spe
     npz = NpzFile(handle)
     if ARCHITECTURE_KEY not in npz.members:
         raise ModelFileError(f"key {ARCHITECTURE_KEY!r} is missing: not a specchain model file")
-    text = npz.read(ARCHITECTURE_KEY)
-    if text.dtype.kind != "U" or text.shape != ():
+    member = npz.members[ARCHITECTURE_KEY]
+    if member.dtype.kind != "U" or member.shape != ():
         raise ModelFileError(f"key {ARCHITECTURE_KEY!r}: invalid architecture (not text)")
+    if member.dtype.itemsize > 4 * MAX_ARCHITECTURE_BYTES:  # numpy stores text as UTF-32
+        raise ModelFileError(
+            f"key {ARCHITECTURE_KEY!r}: architecture of {member.dtype.itemsize // 4} characters "
+            f"is longer than {MAX_ARCHITECTURE_BYTES}"
+        )
+    text = npz.read(ARCHITECTURE_KEY)
     chain = _architecture(str(text).encode("utf-8", "replace"), kinds, max_params, size)
     found = {k: (m.dtype, m.shape) for k, m in npz.members.items() if k != ARCHITECTURE_KEY}
     dtype = _check_tensors(chain, found)

@@ -7,6 +7,8 @@ before anything is unpickled. Convert such a file with ``sc.load("m.npz").save("
 from __future__ import annotations
 
 import math
+import struct
+import tokenize
 import zipfile
 import zlib
 from typing import IO, Any, BinaryIO
@@ -17,7 +19,22 @@ import numpy as np
 from specchain.saving.errors import ModelFileError, cut, echo
 
 MAX_MEMBERS = 100_000
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError)
+# what numpy and zipfile raise on damaged bytes (a .npy header is parsed by ast.literal_eval)
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    SyntaxError,
+    tokenize.TokenError,
+    TypeError,
+    KeyError,
+    RecursionError,
+    struct.error,
+)
 
 
 @attrs.frozen

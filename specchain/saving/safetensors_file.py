@@ -155,7 +155,7 @@ def _entry(name: str, value: Any) -> Entry:
     if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data_offsets"}:
         raise ModelFileError(f"{where}: expected dtype, shape and data_offsets, got {echo(value)}")
     code, shape, offsets = value["dtype"], value["shape"], value["data_offsets"]
-    if code not in DTYPES:
+    if not isinstance(code, str) or code not in DTYPES:
         raise ModelFileError(
             f"{where}: dtype {echo(code)} is not a model's float32 (F32) or float64 (F64)"
         )
