@@ -5,6 +5,7 @@ that catches hangs (not a benchmark)."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 import time
 from functools import cache
@@ -23,8 +24,11 @@ from tests.test_saving import legacy_arrays, write
 from tests.test_saving_safetensors import write_model
 
 BOUND_SECONDS = 2.0
+EXAMPLES = int(os.environ.get("SPECCHAIN_FUZZ_EXAMPLES", "120"))  # raise it to explore locally
 FUZZ = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 

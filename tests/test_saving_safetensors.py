@@ -257,3 +257,19 @@ def test_a_failed_save_keeps_the_previous_file(
         (Linear(4, 3) >> Tanh()).save(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.safetensors"]
+
+
+# --- real clients ----------------------------------------------------------------------------
+
+
+def test_pytorch_users_open_the_file_and_one_model_gives_one_byte_string(tmp_path: Path) -> None:
+    torch_files = pytest.importorskip("safetensors.torch")
+    model = (LSTM(4, 8) >> Linear(8, 2)).to(np.float64)
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    model.save(first)
+    model.save(second)
+    assert first.read_bytes() == second.read_bytes()
+    tensors = torch_files.load_file(first)
+    assert sorted(tensors) == sorted(model.state_dict())
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(tensors[name].numpy(), value)
