@@ -51,10 +51,11 @@ def test_killed_saves_leave_a_whole_file(tmp_path: Path) -> None:
 
     draw = random.Random(0)
     seen = []  # the target's version after each save that a SIGKILL interrupted
+    bound = duration
     for _ in range(MAX_ROUNDS):
         path.write_bytes(old_bytes)
         pid = save_in_a_child(new, path)
-        time.sleep(draw.uniform(0.0, duration))
+        time.sleep(draw.uniform(0.0, bound))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         version = versions.get(digest(path), "damaged")
@@ -63,8 +64,10 @@ def test_killed_saves_leave_a_whole_file(tmp_path: Path) -> None:
         assert all(name.startswith(".model.safetensors.tmp-") for name in leftovers), leftovers
         for name in leftovers:
             (tmp_path / name).unlink()
-        if os.WIFSIGNALED(status):  # else the save had finished before the kill
+        if os.WIFSIGNALED(status):
             seen.append(version)
+        else:  # the save had finished before the kill: aim earlier (a loaded machine varies)
+            bound *= 0.7
         if len(seen) == KILLS:
             break
     assert len(seen) == KILLS, f"only {len(seen)} of {MAX_ROUNDS} saves were interrupted"
