@@ -82,10 +82,7 @@ def save(chain: SpecChain, path: str | Path) -> None:
         "format_version": str(FORMAT_VERSION),
         "specchain_version": __version__,
     }
-    tensors = chain.state_dict()
-    if "__metadata__" in tensors:
-        raise SpecError("parameter name '__metadata__' is reserved by .safetensors files")
-    write_atomic(target, tensors, metadata)
+    write_atomic(target, chain.state_dict(), metadata)  # keys are "node.param": never __metadata__
 
 
 # --- reading ---------------------------------------------------------------------------------
