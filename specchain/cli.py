@@ -45,7 +45,7 @@ def resolve_model(text: str, custom: Sequence[type[NNModuleSpec]] = ()) -> SpecC
         if name not in ZOO:
             raise UsageError(f"unknown zoo model {name!r}; choose one of {', '.join(ZOO)}")
         return ZOO[name].build()
-    if text.endswith(".npz"):
+    if text.endswith((".npz", ".safetensors")):
         from specchain.saving import UnknownKindError, load
 
         try:

@@ -15,10 +15,14 @@ An explicit ``rng=`` (an int seed or a Generator) always wins over either stream
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import attrs
 import numpy as np
+
+from specchain.types import SpecError
 
 RngLike = int | np.random.Generator | None
 Initializer = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
@@ -98,7 +102,51 @@ class ParamDecl:
     init: Initializer
 
 
+class ParamBudgetError(SpecError):
+    """Specs built under ``without_init`` declare more parameter elements than its budget."""
+
+
+@attrs.define
+class _Budget:
+    """What ``without_init`` allows: ``left`` more elements, of ``limit`` in all."""
+
+    limit: int
+    left: int
+
+    def zeros(self, decls: dict[str, ParamDecl]) -> dict[str, np.ndarray]:
+        wanted = sum(math.prod(decl.shape) for decl in decls.values())
+        if wanted > self.left:
+            raise ParamBudgetError(
+                f"the layers declare more than {self.limit} parameter elements "
+                f"(a layer with parameters {list(decls)[:4]} alone wants {wanted})"
+            )
+        self.left -= wanted
+        return {name: np.zeros(decl.shape, DEFAULT_DTYPE) for name, decl in decls.items()}
+
+
+_budget: _Budget | None = None
+
+
+@contextmanager
+def without_init(max_elements: int) -> Iterator[None]:
+    """Inside: ``initialise`` draws nothing (the initialisation stream does not move) and gives
+    zeros, after counting the elements every spec declares; more than ``max_elements`` in all
+    raises ``ParamBudgetError`` before that spec allocates anything. For loading a model file,
+    whose arrays replace the zeros; not thread-safe (one library-wide setting, like the streams).
+    """
+    global _budget
+    outer, _budget = _budget, _Budget(max_elements, max_elements)
+    try:
+        yield
+    finally:
+        _budget = outer
+
+
 def initialise(decls: dict[str, ParamDecl], rng: RngLike) -> dict[str, np.ndarray]:
+    """Every declared parameter, drawn from ``rng`` (or the initialisation stream) in float64
+    and cast to float32; zeros under ``without_init``."""
+    if _budget is not None:
+        return _budget.zeros(decls)
     generator = init_generator(rng)
     return {
         name: decl.init(generator, decl.shape).astype(DEFAULT_DTYPE) for name, decl in decls.items()

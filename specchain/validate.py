@@ -22,6 +22,7 @@ field the attribute's name.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ from specchain.types import SpecError
 
 AttrsValidator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 RESERVED_NAMES = frozenset({"<input>", "<output>"})
+MAX_NODE_NAME_LENGTH = 200  # characters; a name becomes a file key and a diagram label
 
 
 class SpecTypeError(SpecError, TypeError):
@@ -201,9 +203,22 @@ def check_int_array(
 
 
 def check_node_name(name: str) -> None:
-    """Refuse the graph's own ``<input>``/``<output>`` and names no UTF-8 file can hold."""
+    """Refuse the graph's own ``<input>``/``<output>``, names longer than
+    ``MAX_NODE_NAME_LENGTH`` characters, control characters (NUL, newline, ...) and names no
+    UTF-8 file can hold."""
     if name in RESERVED_NAMES:
         raise SpecError(f"the node name {name!r} is reserved for the graph's own input/output")
+    if len(name) > MAX_NODE_NAME_LENGTH:
+        raise SpecError(
+            f"the node name {shown(name)} has {len(name)} characters, more than the "
+            f"{MAX_NODE_NAME_LENGTH} a node name may have; choose a shorter name"
+        )
+    controls = [i for i, char in enumerate(name) if unicodedata.category(char) == "Cc"]
+    if controls:
+        raise SpecError(
+            f"the node name {name!r} has a control character {name[controls[0]]!r} at index "
+            f"{controls[0]}, which files, code and diagrams cannot show; choose another name"
+        )
     surrogates = [i for i, char in enumerate(name) if "\ud800" <= char <= "\udfff"]
     if surrogates:
         raise SpecError(

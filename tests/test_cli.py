@@ -47,7 +47,7 @@ def test_summary_of_a_python_file_and_a_saved_model(
     assert code == 0 and "encoder" in out
     code, out, _ = run(capsys, "summary", f"{source}:build")
     assert code == 0 and "LSTM(3 -> 4)" in out
-    saved = tmp_path / "saved.npz"
+    saved = tmp_path / "saved.safetensors"
     ZOO["bilstm"].build().save(saved)
     code, out, _ = run(capsys, "summary", str(saved))
     assert code == 0 and "bidirectional" in out

@@ -11,6 +11,8 @@ from typing import Any
 import attrs
 import numpy as np
 import pytest
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 import specchain as sc
 from specchain.modules import Linear as BuiltinLinear
@@ -40,21 +42,21 @@ BUILTIN = "specchain.modules.linear.Linear"
 
 
 def stored_kinds(path: Path) -> list[str]:
-    with np.load(path, allow_pickle=False) as data:
-        architecture = json.loads(str(data[ARCHITECTURE_KEY]))
+    with safe_open(path, framework="np") as data:
+        architecture = json.loads(data.metadata()[ARCHITECTURE_KEY])
     return [node["kind"] for node in architecture["nodes"]]
 
 
 def with_kinds(path: Path, kinds: list[str], out: Path) -> Path:
     """A copy of the model file at ``path`` whose nodes name ``kinds``."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    architecture: dict[str, Any] = json.loads(str(arrays[ARCHITECTURE_KEY]))
+    with safe_open(path, framework="np") as data:
+        metadata = data.metadata()
+        arrays = {key: data.get_tensor(key) for key in data.keys()}  # noqa: SIM118
+    architecture: dict[str, Any] = json.loads(metadata[ARCHITECTURE_KEY])
     for node, kind in zip(architecture["nodes"], kinds, strict=True):
         node["kind"] = kind
-    arrays[ARCHITECTURE_KEY] = np.array(json.dumps(architecture))
-    with open(out, "wb") as handle:
-        np.savez(handle, **arrays)
+    metadata[ARCHITECTURE_KEY] = json.dumps(architecture)
+    save_file(arrays, out, metadata=metadata)
     return out
 
 
@@ -63,7 +65,7 @@ def with_kinds(path: Path, kinds: list[str], out: Path) -> Path:
 
 def test_user_linear_does_not_break_the_builtin(tmp_path: Path, rng: np.random.Generator) -> None:
     assert kind_key(Linear) != BUILTIN
-    path = tmp_path / "builtin.npz"
+    path = tmp_path / "builtin.safetensors"
     model = BuiltinLinear(3, 4) >> Tanh()
     model.save(path)
     assert stored_kinds(path)[0] == BUILTIN
@@ -77,7 +79,7 @@ def test_user_linear_does_not_break_the_builtin(tmp_path: Path, rng: np.random.G
 def test_user_linear_round_trips_beside_the_builtin(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
-    path = tmp_path / "both.npz"
+    path = tmp_path / "both.safetensors"
     model = BuiltinLinear(3, 4) >> Linear(name="mine")
     model.save(path)
     assert stored_kinds(path) == [BUILTIN, kind_key(Linear)]
@@ -89,9 +91,9 @@ def test_user_linear_round_trips_beside_the_builtin(
 
 
 def test_old_short_kind_is_the_builtin_even_with_a_user_linear(tmp_path: Path) -> None:
-    path = tmp_path / "new.npz"
+    path = tmp_path / "new.safetensors"
     (BuiltinLinear(3, 4) >> Tanh()).save(path)
-    old = with_kinds(path, ["Linear", "Tanh"], tmp_path / "old.npz")
+    old = with_kinds(path, ["Linear", "Tanh"], tmp_path / "old.safetensors")
     assert type(sc.load(old, custom=[Linear]).spec("linear")) is BuiltinLinear
 
 
@@ -99,9 +101,9 @@ def test_old_short_kind_is_the_builtin_even_with_a_user_linear(tmp_path: Path) -
 
 
 def test_a_kind_saved_from_a_script_loads_with_custom(tmp_path: Path) -> None:
-    path = tmp_path / "model.npz"
+    path = tmp_path / "model.safetensors"
     (BuiltinLinear(3, 4) >> Linear(name="mine")).save(path)
-    scripted = with_kinds(path, [BUILTIN, "__main__.Linear"], tmp_path / "scripted.npz")
+    scripted = with_kinds(path, [BUILTIN, "__main__.Linear"], tmp_path / "scripted.safetensors")
     message = (
         f"{scripted}: key '__specchain__': unknown spec kind '__main__.Linear': the class Linear "
         "was defined in the script that saved the file (module __main__), so no import finds it; "
@@ -123,9 +125,9 @@ def test_two_custom_classes_of_one_name_are_ambiguous(tmp_path: Path) -> None:
 
         return Twin
 
-    path = tmp_path / "model.npz"
+    path = tmp_path / "model.safetensors"
     make()().as_chain().save(path)
-    scripted = with_kinds(path, [f"__main__.{make().__qualname__}"], tmp_path / "twin.npz")
+    scripted = with_kinds(path, [f"__main__.{make().__qualname__}"], tmp_path / "twin.safetensors")
     with pytest.raises(sc.ModelFileError, match=r"matches 2 classes of custom by name: .*Twin"):
         sc.load(scripted, custom=[make(), make()])
 
@@ -145,16 +147,16 @@ def test_two_custom_classes_of_one_name_are_ambiguous(tmp_path: Path) -> None:
     ],
 )
 def test_custom_entries_must_be_layer_classes(tmp_path: Path, custom: Any, message: str) -> None:
-    path = tmp_path / "model.npz"
+    path = tmp_path / "model.safetensors"
     BuiltinLinear(3, 4).as_chain().save(path)
     with pytest.raises(TypeError, match=message):
         sc.load(path, custom=custom)
 
 
 def test_an_unknown_short_kind_lists_few_known_kinds(tmp_path: Path) -> None:
-    path = tmp_path / "model.npz"
+    path = tmp_path / "model.safetensors"
     BuiltinLinear(3, 4).as_chain().save(path)
-    bogus = with_kinds(path, ["Bogus"], tmp_path / "bogus.npz")
+    bogus = with_kinds(path, ["Bogus"], tmp_path / "bogus.safetensors")
     with pytest.raises(UnknownKindError, match="no built-in layer has this name") as info:
         sc.load(bogus)
     listed = str(info.value).partition("known kinds: ")[2]
@@ -162,9 +164,9 @@ def test_an_unknown_short_kind_lists_few_known_kinds(tmp_path: Path) -> None:
 
 
 def test_a_missing_class_of_an_imported_module(tmp_path: Path) -> None:
-    path = tmp_path / "model.npz"
+    path = tmp_path / "model.safetensors"
     BuiltinLinear(3, 4).as_chain().save(path)
-    gone = with_kinds(path, ["specchain.modules.linear.Gone"], tmp_path / "gone.npz")
+    gone = with_kinds(path, ["specchain.modules.linear.Gone"], tmp_path / "gone.safetensors")
     with pytest.raises(
         UnknownKindError,
         match=re.escape(

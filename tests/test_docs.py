@@ -50,5 +50,10 @@ def test_custom_layers_page_runs_in_a_fresh_process(tmp_path: Path) -> None:
     done = run_python("page.py", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "rms_norm.weight" in done.stdout  # the printed gradcheck and verify reports
-    made = ["model.npz", "out/normed_lstm.svg", "out/normed_lstm/model.py", "out/cli/model.py"]
+    made = [
+        "model.safetensors",
+        "out/normed_lstm.svg",
+        "out/normed_lstm/model.py",
+        "out/cli/model.py",
+    ]
     assert [path for path in made if not (tmp_path / path).is_file()] == []

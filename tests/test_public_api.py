@@ -36,8 +36,8 @@ def test_design_users_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "linear.weight" in grads
     seq2seq.load_state_dict(seq2seq.state_dict())
     assert "total parameters" in seq2seq.summary()
-    seq2seq.save("m.npz")
-    assert np.array_equal(sc.load("m.npz")(x), seq2seq(x))
+    seq2seq.save("m.safetensors")
+    assert np.array_equal(sc.load("m.safetensors")(x), seq2seq(x))
     seq2seq.to(np.float64)
     assert all(p.dtype == np.float64 for p in seq2seq.named_parameters().values())
 

@@ -1,4 +1,5 @@
-"""save / load: round trips, and every kind of bad file refused with ModelFileError."""
+"""save / load: round trips, and every kind of bad ``.npz`` (the format before 0.2, still read)
+refused with ModelFileError. ``.safetensors`` files: ``test_saving_safetensors.py``."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 import specchain as sc
 from specchain.modules import Add, Concat, LastStep, Linear, Reverse, Select, Tanh, TimeDistributed
 from specchain.saving import ARCHITECTURE_KEY
+from specchain.saving.architecture import architecture_json
 
 
 def round_trip(model: sc.SpecChain, tmp_path: Path) -> sc.SpecChain:
-    path = tmp_path / "model.npz"
+    path = tmp_path / "model.safetensors"
     model.save(path)
     return sc.load(path)
 
@@ -107,23 +110,42 @@ def test_loaded_model_trains_like_the_original(tmp_path: Path, rng: np.random.Ge
 
 def test_file_holds_architecture_and_state_dict_names(tmp_path: Path) -> None:
     m = Reverse() >> Linear(8, 4)
-    path = tmp_path / "m.npz"
+    path = tmp_path / "m.safetensors"
     m.save(str(path))  # str paths work too
-    with np.load(path, allow_pickle=False) as data:
-        assert sorted(data.files) == sorted([ARCHITECTURE_KEY, "linear.weight", "linear.bias"])
-        architecture = json.loads(str(data[ARCHITECTURE_KEY]))
+    with safe_open(path, framework="np") as data:
+        assert sorted(data.keys()) == ["linear.bias", "linear.weight"]
+        metadata = data.metadata()
+    assert sorted(metadata) == [ARCHITECTURE_KEY, "format_version", "specchain_version"]
+    assert metadata["format_version"] == "1" and metadata["specchain_version"] == sc.__version__
+    architecture = json.loads(metadata[ARCHITECTURE_KEY])
     assert architecture["format"] == "specchain"
     assert [n["name"] for n in architecture["nodes"]] == ["reverse", "linear"]
+
+
+# --- .npz files written before 0.2 still load, converted by saving again ----------------------
+
+
+def legacy_arrays(model: sc.SpecChain) -> dict[str, np.ndarray]:
+    """What ``save`` wrote into an ``.npz`` before 0.2."""
+    text = np.array(json.dumps(architecture_json(model)))
+    return {ARCHITECTURE_KEY: text, **model.state_dict()}
+
+
+def test_an_old_npz_loads_and_converts(tmp_path: Path, rng: np.random.Generator) -> None:
+    m = Reverse() >> Linear(8, 4) >> Tanh()
+    old = write(tmp_path / "old.npz", legacy_arrays(m))
+    loaded = sc.load(old)
+    x = rng.standard_normal((3, 2, 8)).astype(np.float32)
+    assert_same_model(m, loaded, x)
+    loaded.save(tmp_path / "new.safetensors")
+    assert_same_model(m, sc.load(tmp_path / "new.safetensors"), x)
 
 
 # --- bad files --------------------------------------------------------------------------------
 
 
 def saved_arrays(tmp_path: Path) -> dict[str, np.ndarray]:
-    path = tmp_path / "good.npz"
-    (Linear(4, 3) >> Tanh()).save(path)
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    return legacy_arrays(Linear(4, 3) >> Tanh())
 
 
 def architecture_of(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -150,8 +172,7 @@ def test_model_file_error_is_a_spec_error() -> None:
 
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
 def test_truncated_file(tmp_path: Path, keep: float) -> None:
-    path = tmp_path / "m.npz"
-    (Linear(4, 3) >> Tanh()).save(path)
+    path = write(tmp_path / "m.npz", saved_arrays(tmp_path))
     raw = path.read_bytes()
     path.write_bytes(raw[: int(len(raw) * keep)])
     refused(path, re.escape(f"{path}: not a readable .npz file"))
@@ -175,7 +196,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_not_a_model(tmp_path: Path) -> None:
-    refused(tmp_path, re.escape(f"{tmp_path}: not a readable .npz file"))
+    folder = tmp_path / "m.npz"
+    folder.mkdir()
+    refused(folder, "^" + re.escape(f"{folder}: is a directory, not a model file") + "$")
 
 
 def test_file_without_the_architecture_key(tmp_path: Path) -> None:

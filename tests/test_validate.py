@@ -130,6 +130,26 @@ def test_node_names() -> None:
         v.check_node_name("a\ud800")
 
 
+@pytest.mark.parametrize(("name", "index"), [("a\x00b", 1), ("\n", 0), ("x\x85", 1)])
+def test_node_names_with_control_characters_are_refused(name: str, index: int) -> None:
+    message = (
+        f"the node name {name!r} has a control character {name[index]!r} at index {index}, "
+        "which files, code and diagrams cannot show; choose another name"
+    )
+    with pytest.raises(SpecError, match="^" + re.escape(message) + "$"):
+        v.check_node_name(name)
+
+
+def test_node_names_longer_than_the_limit_are_refused() -> None:
+    v.check_node_name("a" * v.MAX_NODE_NAME_LENGTH)
+    message = (
+        f"the node name '{'a' * 76}... has {v.MAX_NODE_NAME_LENGTH + 1} characters, more than "
+        f"the {v.MAX_NODE_NAME_LENGTH} a node name may have; choose a shorter name"
+    )
+    with pytest.raises(SpecError, match="^" + re.escape(message) + "$"):
+        v.check_node_name("a" * (v.MAX_NODE_NAME_LENGTH + 1))
+
+
 @attrs.define
 class _Owner:
     size: int = attrs.field(validator=v.positive_int)

@@ -71,21 +71,21 @@ def run_python(
 
 
 def save_with_layers(tmp_path: Path) -> Path:
-    """``tmp_path/model.npz`` saved by a program that imported ``lib/mylayers.py``."""
+    """``tmp_path/model.safetensors`` saved by a program that imported ``lib/mylayers.py``."""
     lib = tmp_path / "lib"
     write_layers(lib)
-    out = tmp_path / "model.npz"
+    out = tmp_path / "model.safetensors"
     done = run_python("-c", SAVE.format(source="mylayers"), str(out), cwd=tmp_path, path=(lib,))
     assert done.returncode == 0, done.stderr
     return out
 
 
 def save_from_a_script(tmp_path: Path) -> Path:
-    """``tmp_path/script_model.npz`` saved by a script that defines ``Scale`` itself."""
+    """``tmp_path/script_model.safetensors`` saved by a script that defines ``Scale`` itself."""
     script = tmp_path / "script" / "save.py"
     script.parent.mkdir(parents=True)
     script.write_text(LAYERS + SAVE.format(source="__main__"))
-    out = tmp_path / "script_model.npz"
+    out = tmp_path / "script_model.safetensors"
     done = run_python(str(script), str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     return out

@@ -265,7 +265,7 @@ def test_time_distributed_layer_norm_exports_as_the_layer(rng: np.random.Generat
 
 def test_save_and_load_round_trip(tmp_path: Path, rng: np.random.Generator) -> None:
     model = randomized(LSTM(4, 8) >> LayerNorm(8, eps=1e-3, bias=False) >> Linear(8, 3), rng)
-    path = tmp_path / "model.npz"
+    path = tmp_path / "model.safetensors"
     model.save(path)
     loaded = sc.load(path)
     spec = loaded.spec("layer_norm")
