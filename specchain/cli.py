@@ -1,7 +1,8 @@
 """The ``specchain`` command: ``summary``, ``render``, ``export`` and ``demo``.
 
 MODEL is ``zoo:NAME`` (``zoo:language_model``), ``path/to/file.py:attribute`` (a SpecChain, a
-spec, or a function of no arguments returning one) or a model saved with ``model.save`` (``.npz``).
+spec, or a function of no arguments returning one) or a model saved with ``model.save``
+(``.safetensors``; older ``.npz`` files load too).
 A ``file.py`` is imported with its folder first on ``sys.path``, as ``python file.py`` would, so it
 imports its sibling modules. ``--import MODULE_OR_FILE`` (repeatable) imports a module by name or a
 ``.py`` file by path before MODEL is read, so a saved model with the user's own layers loads.
@@ -36,8 +37,8 @@ class UsageError(SpecError):
 
 
 def resolve_model(text: str, custom: Sequence[type[NNModuleSpec]] = ()) -> SpecChain:
-    """A chain from ``zoo:NAME``, ``file.py:attribute`` or a saved ``.npz`` model, which is
-    loaded with ``sc.load(text, custom=custom)``."""
+    """A chain from ``zoo:NAME``, ``file.py:attribute`` or a saved model file (``.safetensors``,
+    or an older ``.npz``), which is loaded with ``sc.load(text, custom=custom)``."""
     from specchain.models import ZOO
 
     if text.startswith("zoo:"):
@@ -45,21 +46,18 @@ def resolve_model(text: str, custom: Sequence[type[NNModuleSpec]] = ()) -> SpecC
         if name not in ZOO:
             raise UsageError(f"unknown zoo model {name!r}; choose one of {', '.join(ZOO)}")
         return ZOO[name].build()
-    if text.endswith((".npz", ".safetensors")):
+    if Path(text).suffix.lower() in (".safetensors", ".npz"):
         from specchain.saving import UnknownKindError, load
 
         try:
-            return load(text, custom=custom)
+            return load(text, custom=custom)  # every failure is one ModelFileError
         except UnknownKindError as err:
             raise UsageError(f"{err}{_import_hint(err)}") from None
-        except SpecError:
-            raise
-        except (TypeError, ValueError, KeyError, EOFError) as err:  # not made a ModelFileError
-            raise UsageError(f"{text}: not a readable model file ({_one_line(err)})") from err
     path, _, attribute = text.rpartition(":")
     if not path.endswith(".py") or not attribute:
         raise UsageError(
-            f"cannot read model {text!r}: use zoo:NAME, path/to/file.py:attribute or a saved .npz"
+            f"cannot read model {text!r}: use zoo:NAME, path/to/file.py:attribute or a saved "
+            ".safetensors model"
         )
     return _from_python_file(Path(path), attribute)
 
@@ -269,12 +267,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 _MODEL_HELP = """\
-MODEL is zoo:NAME, path/to/file.py:attribute, or a saved .npz model. A file.py is
+MODEL is zoo:NAME, path/to/file.py:attribute, or a saved .safetensors model. A file.py is
 imported with its folder first on the import path, as `python file.py` would, so it
 can import the modules beside it. A saved model with your own layers loads after
 --import of the module or .py file that defines them:
-  specchain summary model.npz --import mylayers        (mylayers on PYTHONPATH)
-  specchain summary model.npz --import path/to/mylayers.py
+  specchain summary model.safetensors --import mylayers        (mylayers on PYTHONPATH)
+  specchain summary model.safetensors --import path/to/mylayers.py
 
 Safety: file.py:attribute and --import run that file's code, as `python file.py`
 would: only give files you trust. A saved model file is safe to open: it is data
@@ -322,7 +320,7 @@ def _model_command(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument(
-        "model", metavar="MODEL", help="zoo:NAME, file.py:attribute (runs its code) or .npz"
+        "model", metavar="MODEL", help="zoo:NAME, file.py:attribute (runs its code) or .safetensors"
     )
     _add_import_option(command, "imports")
     _add_traceback_option(command, "traceback_here")

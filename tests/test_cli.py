@@ -78,7 +78,10 @@ def test_render_and_export(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     [
         (["summary", "zoo:nope"], r"unknown zoo model 'nope'; choose one of seq2seq"),
         (["summary", "missing.py:model"], r"no such file: missing.py"),
-        (["summary", "model"], r"use zoo:NAME, path/to/file.py:attribute or a saved .npz"),
+        (
+            ["summary", "model"],
+            r"use zoo:NAME, path/to/file.py:attribute or a saved \.safetensors model",
+        ),
         (["summary", "missing.npz"], r"missing.npz: no such file"),
         (["export", "zoo:seq2seq", "--out", "{tmp}", "--class-name", "1bad"], r"class_name must"),
     ],
