@@ -97,6 +97,22 @@ def test_old_short_kind_is_the_builtin_even_with_a_user_linear(tmp_path: Path) -
     assert type(sc.load(old, custom=[Linear]).spec("linear")) is BuiltinLinear
 
 
+@attrs.define(eq=False)
+class PlusOne(Linear):
+    """A user layer whose short name no built-in has."""
+
+
+def test_an_older_files_short_user_kind_is_the_one_imported_class(tmp_path: Path) -> None:
+    """Files written before kinds were qualified name a user layer by class name only."""
+    path = tmp_path / "new.safetensors"
+    (BuiltinLinear(3, 4) >> PlusOne()).save(path)
+    old = with_kinds(path, ["Linear", "PlusOne"], tmp_path / "old.safetensors")
+    for custom in ([], [PlusOne]):
+        loaded = sc.load(old, custom=custom)
+        assert type(loaded.spec("linear")) is BuiltinLinear
+        assert type(loaded.spec("plus_one")) is PlusOne
+
+
 # --- custom= --------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterable
 
 from specchain.saving.errors import ModelFileError, UnknownKindError, echo
-from specchain.spec import NNModuleSpec, kind_key, known_kinds, lookup_kind
+from specchain.spec import SPEC_KINDS, NNModuleSpec, kind_key, known_kinds, lookup_kind
 
 # --- kinds: the classes a file's kinds name ----------------------------------------------------
 
@@ -40,8 +40,12 @@ class Kinds:
             raise ModelFileError(f"spec kind {echo(kind)} is longer than {_MAX_KIND_LENGTH}")
         if kind in self.exact:
             return self.exact[kind]
-        if kind.startswith(_SCRIPT):
-            candidates = self.by_name.get(kind[len(_SCRIPT) :], [])
+        built_in = lookup_kind(kind) if "." not in kind else None
+        if built_in is not None:  # a built-in's short name, from files before kinds were qualified
+            return built_in
+        by_name = kind[len(_SCRIPT) :] if kind.startswith(_SCRIPT) else kind
+        if kind.startswith(_SCRIPT) or "." not in kind:  # a script's class, or an older file's
+            candidates = self.by_name.get(by_name, [])
             if len(candidates) > 1:
                 raise ModelFileError(
                     f"spec kind {kind!r} matches {len(candidates)} classes of custom by name: "
@@ -49,6 +53,10 @@ class Kinds:
                 )
             if candidates:
                 return candidates[0]
+        if "." not in kind:  # an older file's user layer: the one imported class of that name
+            imported = [c for key, c in SPEC_KINDS.items() if c.__qualname__ == kind]
+            if len(imported) == 1:
+                return imported[0]
         cls = lookup_kind(kind)
         if cls is None:
             raise _unknown_kind(kind)
