@@ -86,7 +86,7 @@ def refuses(model: Any, message: str, tmp_path: Path) -> None:
     ):
         with pytest.raises(ExportError, match=message):
             attempt()
-    assert not (tmp_path / "out" / "model.py").exists()
+    assert not (tmp_path / "out").exists()  # refused before the folder is made
 
 
 # --- a user's layer with an emitter ------------------------------------------------------------

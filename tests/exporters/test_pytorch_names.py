@@ -412,13 +412,16 @@ SHADOWING_CLASS_NAMES += ["__init__", "__name__", "annotations", "ｎｐ", "ﬁl
 
 
 @pytest.mark.parametrize("class_name", BAD_CLASS_NAMES)
-def test_invalid_class_names_are_refused(class_name: str) -> None:
+def test_invalid_class_names_are_refused(class_name: str, tmp_path: Path) -> None:
     model = hostile_chain("a", "b", "c")
     message = r"^class_name must be a Python identifier, got .*; e\.g\. class_name='Seq2Seq'$"
     with pytest.raises(ExportError, match=message):
         pytorch.to_source(model, class_name)
     with pytest.raises(ExportError, match=message):
         verify(model, class_name=class_name)
+    with pytest.raises(ExportError, match=message):
+        pytorch.export(model, tmp_path / "out", class_name=class_name)
+    assert not (tmp_path / "out").exists()  # nothing is left behind
 
 
 @pytest.mark.parametrize("class_name", [None, 3, b"Model"])

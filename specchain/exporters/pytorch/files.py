@@ -31,9 +31,9 @@ def export(
     ``out_dir``; returns the path of ``model.py``. ``example`` is the reference input (default:
     a seeded random input of the model's type)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     names = assign_names(model, class_name)
-    source = to_source(model, class_name)
+    source = to_source(model, class_name)  # every refusal comes before the folder is made
+    out.mkdir(parents=True, exist_ok=True)
     (out / "model.py").write_text(source, encoding="utf-8")  # Python source's encoding
     with open(out / "weights.npz", "wb") as handle:
         np.savez(handle, **torch_state(model, names))  # type: ignore[arg-type]
