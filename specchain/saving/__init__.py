@@ -6,6 +6,7 @@ from specchain.saving.errors import ModelFileError, UnknownKindError
 from specchain.saving.model_file import (
     ARCHITECTURE_KEY,
     MAX_PARAMS,
+    LegacyModelFileWarning,
     check_model_path,
     load,
     save,
@@ -15,6 +16,7 @@ __all__ = [
     "ARCHITECTURE_KEY",
     "FORMAT_VERSION",
     "MAX_PARAMS",
+    "LegacyModelFileWarning",
     "ModelFileError",
     "UnknownKindError",
     "check_model_path",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -118,12 +119,28 @@ def load(
         with _open_regular(where) as handle:
             size = os.fstat(handle.fileno()).st_size
             if where.suffix.lower() == LEGACY_SUFFIX:
-                return _load_npz(handle, size, kinds, max_params)
+                chain = _load_npz(handle, size, kinds, max_params)
+                _advise_conversion(where)
+                return chain
             return _load_safetensors(handle, size, kinds, max_params)
     except UnknownKindError as err:
         raise UnknownKindError(f"{where}: {err}", err.kind, err.module) from None
     except ModelFileError as err:
         raise ModelFileError(f"{where}: {err}") from None
+
+
+class LegacyModelFileWarning(FutureWarning):
+    """A model file in the ``.npz`` format of specchain before 0.2 was read."""
+
+
+def _advise_conversion(path: Path) -> None:
+    new = path.with_suffix(SUFFIX)
+    warnings.warn(
+        f"{path}: read a .npz model file of specchain before 0.2; convert it once with "
+        f"sc.load({str(path)!r}).save({str(new)!r})",
+        LegacyModelFileWarning,
+        stacklevel=3,
+    )
 
 
 def _open_regular(path: Path) -> BinaryIO:
