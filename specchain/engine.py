@@ -18,7 +18,6 @@ from specchain.chain import SpecChain, infer_types
 from specchain.graph import INPUT, OUTPUT
 from specchain.params import DEFAULT_DTYPE, FLOAT_DTYPES, RngLike, runtime_generator
 from specchain.spec import Context, NNModuleSpec, Value
-from specchain.tree import leaves
 from specchain.types import (
     ELLIPSIS,
     DimEnv,
@@ -30,6 +29,7 @@ from specchain.types import (
     contains_any,
     type_of,
 )
+from specchain.validate import SpecTypeError
 
 if TYPE_CHECKING:
     from specchain.losses import Loss
@@ -129,17 +129,69 @@ def _params_dtype(steps: tuple[Step, ...]) -> np.dtype[Any] | None:
 
 
 def check_input(chain: SpecChain, x: Value, model_dtype: np.dtype[Any] | None) -> None:
-    """Check the input against ``chain.in_type`` (symbols bind to sizes) and the params' dtype."""
-    chain.check_input_type(type_of(x))
-    for leaf in leaves(x):
+    """Check the input's dtypes, its type against ``chain.in_type`` (symbols bind to sizes), then
+    its float width against the parameters'. A leaf is a float32/float64 array, or an integer or
+    bool array that the graph's types place (token ids, a dropout mask); other dtypes (complex,
+    float16, object, strings, datetimes, ...) are refused before any arithmetic runs."""
+    concrete = type_of(x)  # refuses what is not an array or a tuple of arrays
+    named = _paths(x)
+    for path, leaf in named:
+        _refuse_unsupported(path, leaf.dtype, model_dtype)
+    chain.check_input_type(concrete)
+    for path, leaf in named:
         if model_dtype is not None and leaf.dtype.kind == "f" and leaf.dtype != model_dtype:
-            fix = f"cast the input with x.astype(np.{model_dtype})"
+            fix = f"cast the input with {_cast(_expr('x', path), leaf.dtype, model_dtype)}"
             if leaf.dtype in FLOAT_DTYPES:  # model.to only takes float32 / float64
                 fix += f" or the model with model.to(np.{leaf.dtype})"
-            raise TypeError(
+            raise SpecTypeError(
                 f"input dtype {leaf.dtype} does not match the model's parameter dtype "
-                f"{model_dtype}; {fix}"
+                f"{model_dtype}{_where('input', path)}; {fix}"
             )
+
+
+def _refuse_unsupported(
+    path: tuple[int, ...], dtype: np.dtype[Any], model_dtype: np.dtype[Any] | None
+) -> None:
+    """Refuse a dtype specchain never computes with (a float of another width is left to the
+    comparison with the model's dtype, which names both)."""
+    if (
+        dtype.kind in "iub"
+        or dtype in FLOAT_DTYPES
+        or (dtype.kind == "f" and model_dtype is not None)
+    ):
+        return
+    target, expr = model_dtype or DEFAULT_DTYPE, _expr("x", path)
+    if dtype.kind in "cf":
+        fix = f"cast it with {_cast(expr, dtype, target)}"
+    else:
+        fix = f"convert it to numbers: {expr}.astype(np.{target}), or .astype(np.int64) for ids"
+    raise SpecTypeError(
+        f"input dtype {dtype} is not supported{_where('input', path)}: specchain computes with "
+        f"float32 or float64 arrays (integer or bool ones where the graph takes ids or masks); "
+        f"{fix}"
+    )
+
+
+def _paths(tree: Value, path: tuple[int, ...] = ()) -> list[tuple[tuple[int, ...], Any]]:
+    """``(index path, leaf)`` for every leaf of ``tree``, depth first."""
+    if isinstance(tree, (tuple, list)):
+        return [pair for i, item in enumerate(tree) for pair in _paths(item, (*path, i))]
+    return [(path, tree)]
+
+
+def _where(what: str, path: tuple[int, ...]) -> str:
+    """Which leaf of a tuple a message is about: `` (input item 1.0)``; nothing for one array."""
+    return f" ({what} item {'.'.join(map(str, path))})" if path else ""
+
+
+def _expr(symbol: str, path: tuple[int, ...]) -> str:
+    """The expression a fix uses for a leaf: ``x[1][0]``."""
+    return symbol + "".join(f"[{i}]" for i in path)
+
+
+def _cast(expr: str, dtype: np.dtype[Any], target: np.dtype[Any]) -> str:
+    """The cast that turns an array of ``dtype`` into ``target`` (complex: its real part)."""
+    return f"{expr}{'.real' if dtype.kind == 'c' else ''}.astype(np.{target})"
 
 
 def check_input_type(chain: SpecChain, concrete: Type) -> None:
@@ -203,6 +255,7 @@ def backward(chain: SpecChain, tape: Tape, dy: Value) -> tuple[Value, dict[str, 
             _annotate(err, step, _gather(tape.values, step.edges, step.whole), "backward")
             raise
         for local, d in dparams.items():
+            _check_grad(step, local, d)
             full = step.param_names[local]
             grads[full] = grads[full] + d if full in grads else d
         _route(cotangents, tape.values, step.edges, step.whole, dx)
@@ -211,19 +264,39 @@ def backward(chain: SpecChain, tape: Tape, dy: Value) -> tuple[Value, dict[str, 
     return dx, {name: grads.get(name, np.zeros_like(p)) for name, p in params.items()}
 
 
-def _check_cotangent(dy: Value, output: Value) -> Value:
+def _check_cotangent(dy: Value, output: Value, path: tuple[int, ...] = ()) -> Value:
+    """``dy`` checked against the output: the same structure, and for every float output leaf
+    None (zero) or an array of its shape and exactly its dtype (never cast: a float16 ``dy``
+    would give float16 gradients, a float64 one silently wider ones)."""
     if isinstance(output, tuple):
         if not isinstance(dy, (tuple, list)) or len(dy) != len(output):
             raise ShapeError(
                 f"dy must match the output structure {type_of(output)}, got {_describe(dy)}"
             )
-        return tuple(_check_cotangent(d, o) for d, o in zip(dy, output, strict=False))
+        return tuple(_check_cotangent(d, o, (*path, i)) for i, (d, o) in enumerate(zip(dy, output)))
     if dy is None:
         return None
     dy = np.asarray(dy)
     if dy.shape != output.shape:
         raise ShapeError(f"dy has shape {list(dy.shape)}, the output has {list(output.shape)}")
+    if output.dtype.kind == "f" and dy.dtype != output.dtype:
+        raise SpecTypeError(
+            f"dy dtype {dy.dtype} does not match the output dtype {output.dtype}"
+            f"{_where('dy', path)}; cast it with {_cast(_expr('dy', path), dy.dtype, output.dtype)}"
+        )
     return dy
+
+
+def _check_grad(step: Step, local: str, grad: np.ndarray) -> None:
+    """A spec's backward must return each gradient in its parameter's dtype and shape (a custom
+    layer that computes in another precision is named here, not found later in the optimizer)."""
+    param = step.spec.params[local]
+    if grad.dtype != param.dtype or grad.shape != param.shape:
+        raise SpecError(
+            f"in backward of node {step.node!r} ({step.spec.kind}): the gradient of {local!r} "
+            f"is {grad.dtype}{list(grad.shape)}, the parameter {param.dtype}{list(param.shape)}; "
+            "a spec's backward returns each gradient in its parameter's dtype and shape"
+        )
 
 
 def _describe(value: Any) -> str:

@@ -4,8 +4,9 @@ A ``Dim`` is either a fixed size (``int``) or a symbol (``str``) such as ``"T"``
 (batch). The symbol ``"..."`` may stand first in a tensor type and means "any number of leading
 dims" (``Linear`` accepts ``[..., in_features]``).
 
-``TensorType(dims, dtype)`` describes one array; ``dtype`` is the *kind* ``"float"`` or ``"int"``:
-the float width (float32 or float64) follows the model's parameters and is checked at call time.
+``TensorType(dims, dtype)`` describes one array; ``dtype`` is the *kind* ``"float"``, ``"int"`` or
+``"bool"`` (a mask): the float width (float32 or float64) follows the model's parameters and is
+checked at call time, with every other dtype (``specchain.engine.check_input``).
 ``TupleType(items, names)`` describes a tuple of values (merge inputs, ``output, (h_n, c_n)``).
 ``ANY`` is the type of an input that is only known when data arrives (a bare ``Concat``).
 
@@ -22,6 +23,7 @@ import numpy as np
 
 Dim = int | str
 ELLIPSIS = "..."
+KINDS = ("float", "int", "bool")  # the dtype kinds a TensorType states
 
 
 class SpecError(ValueError):
@@ -55,10 +57,11 @@ def _to_dims(dims: Iterable[object]) -> tuple[Dim, ...]:
 
 @attrs.frozen(repr=False)
 class TensorType:
-    """One array: ``dims`` (ints and symbols) and a dtype kind (``"float"`` or ``"int"``)."""
+    """One array: ``dims`` (ints and symbols) and a dtype kind (``"float"``, ``"int"`` or
+    ``"bool"``)."""
 
     dims: tuple[Dim, ...] = attrs.field(converter=_to_dims)
-    dtype: str = attrs.field(default="float", validator=attrs.validators.in_(("float", "int")))
+    dtype: str = attrs.field(default="float", validator=attrs.validators.in_(KINDS))
 
     @property
     def rank(self) -> int | None:
@@ -74,17 +77,18 @@ class TensorType:
 
     @classmethod
     def of(cls, value: np.ndarray) -> TensorType:
-        """The concrete type of an array."""
-        kind = "int" if np.issubdtype(value.dtype, np.integer) else "float"
+        """The concrete type of an array (a dtype the engine refuses, complex or object,
+        counts as ``"float"``: ``check_input`` names it before any type is compared)."""
+        kind = {"i": "int", "u": "int", "b": "bool"}.get(value.dtype.kind, "float")
         return cls(tuple(int(d) for d in value.shape), kind)
 
     def __str__(self) -> str:
         body = "[" + ", ".join(format_dim(d) for d in self.dims) + "]"
-        return body if self.dtype == "float" else f"int{body}"
+        return body if self.dtype == "float" else f"{self.dtype}{body}"
 
     def __repr__(self) -> str:
         args = ", ".join(format_dim(d) for d in self.dims)
-        suffix = "" if self.dtype == "float" else ", dtype=int"
+        suffix = "" if self.dtype == "float" else f", dtype={self.dtype}"
         return f"TensorType({args}{suffix})"
 
 
