@@ -273,7 +273,10 @@ def _check_cotangent(dy: Value, output: Value, path: tuple[int, ...] = ()) -> Va
             raise ShapeError(
                 f"dy must match the output structure {type_of(output)}, got {_describe(dy)}"
             )
-        return tuple(_check_cotangent(d, o, (*path, i)) for i, (d, o) in enumerate(zip(dy, output)))
+        return tuple(
+            _check_cotangent(d, o, (*path, i))
+            for i, (d, o) in enumerate(zip(dy, output, strict=False))
+        )
     if dy is None:
         return None
     dy = np.asarray(dy)
