@@ -36,12 +36,15 @@ _NOT_CONFIG = ("name", "rng")
 @attrs.frozen
 class Context:
     """What a forward pass may depend on besides its input: mode, its random generator (the
-    call's ``rng=`` or the run-time stream, never the initialisation stream), and the model's
-    float dtype (for layers without parameters that make floats, like ``OneHot``)."""
+    call's ``rng=`` or the run-time stream, never the initialisation stream), the model's float
+    dtype (for layers without parameters that make floats, like ``OneHot``), and the node's
+    inferred input type, whose axis roles say where time and batch are (``ANY`` when a spec is
+    called outside a graph: layers then fall back to time-major)."""
 
     train: bool = False
     rng: np.random.Generator = attrs.field(factory=_params.runtime_generator)
     dtype: np.dtype[Any] = _params.DEFAULT_DTYPE
+    in_type: Type = ANY
 
 
 # --- validators: defined in ``specchain.validate``; specs and user code import them from here
@@ -144,6 +147,7 @@ class NNModuleSpec:
     _specchain_origin: ClassVar[tuple[str, int]]  # file and line of the class statement
     family: ClassVar[str | None] = None  # diagram family, declared on the class
     keeps_unknown: ClassVar[bool] = False  # an ANY input gives an ANY output (see infer_type)
+    takes_lengths: ClassVar[bool] = False  # forward reads ``Padded`` values (see specchain.padded)
 
     def __init_subclass__(cls, family: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
