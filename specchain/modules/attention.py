@@ -40,7 +40,7 @@ from specchain.modules.recurrent import LSTM, LSTMCell
 from specchain.numerics import softmax
 from specchain.params import ParamDecl
 from specchain.spec import Context, NNModuleSpec, Params, positive_int
-from specchain.types import DimEnv, ShapeError, TensorType, TupleType, Type
+from specchain.types import BATCH, TIME, DimEnv, ShapeError, TensorType, TupleType, Type
 
 PARTS = ("encoder", "decoder", "attention_weights", "output")
 
@@ -109,6 +109,9 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
         if not isinstance(t, TensorType) or t.dtype != "float" or t.rank != 3:
             raise ShapeError(f"{what} must be a float [len, B, {self.input_size}], got {t}")
         dims.equal(t.dims[2], self.input_size, f"{what} feature size")
+        symbol = "S" if what == "source" else "T"
+        dims.expect_role(t.dims[0], TIME, symbol, f"{what} dim 0")
+        dims.expect_role(t.dims[1], BATCH, "B", f"{what} dim 1")
         return t
 
     # --- forward / backward -------------------------------------------------------------------
