@@ -303,7 +303,9 @@ def backward(chain: SpecChain, tape: Tape, dy: Value) -> tuple[Value, dict[str, 
 def _check_cotangent(dy: Value, output: Value, path: tuple[int, ...] = ()) -> Value:
     """``dy`` checked against the output: the same structure, and for every float output leaf
     None (zero) or an array of its shape and exactly its dtype (never cast: a float16 ``dy``
-    would give float16 gradients, a float64 one silently wider ones)."""
+    would give float16 gradients, a float64 one silently wider ones). The cotangent of a
+    ``Padded`` output is that of its data (a ``Padded`` ``dy`` counts as its data)."""
+    output, dy = padded.strip(output), padded.strip(dy)
     if isinstance(output, tuple):
         if not isinstance(dy, (tuple, list)) or len(dy) != len(output):
             raise ShapeError(
