@@ -8,6 +8,10 @@ hidden_size):
   ``[L*D, P]``, ``[L*D, H]``). Without a state, both start at zero.
 - output ``y``: ``[T, B, D*P]``; with ``return_state=True`` the tuple
   ``(y, (h_n, c_n))`` shaped like ``(h0, c0)``, exactly as ``nn.LSTM`` returns.
+- variable lengths: ``x`` may be a ``Padded`` (axes in the layer's layout) in either form; the
+  output ``y`` is then ``Padded(y, lengths)`` with the same axes and exactly torch's packed
+  results: ``y`` zero past each length, ``h_n``/``c_n`` each example's state at its own last
+  step, the reverse direction starting at each example's end, nothing flowing from padding.
 
 Gradients flow to and from every part: ``dy``, ``dh_n`` and ``dc_n`` in; ``dx``, ``dh0``, ``dc0``
 and every weight out. Between layers, training applies inverted dropout with masks drawn from the
@@ -25,6 +29,7 @@ import numpy as np
 
 from specchain.exporters import pytorch
 from specchain.modules.dropout import dropout_mask
+from specchain.modules.lengths_kernel import reverse_within
 from specchain.modules.lstm_kernel import LayerWeights, layer_backward, layer_forward
 from specchain.modules.recurrent_base import (
     Signature,
@@ -34,6 +39,7 @@ from specchain.modules.recurrent_base import (
     check_state_type,
     check_steps,
     initial_states,
+    read_padded,
     read_sequence,
     sequence_dims,
     split_input,
@@ -194,7 +200,9 @@ class LSTM(NNModuleSpec, family="recurrent"):
     # --- forward / backward ---------------------------------------------------------------
 
     def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Any]:
+        x, padded = read_padded(x, SIGNATURE, self.batch_first)
         seq, state, layout = read_sequence(x, SIGNATURE, self.batch_first)
+        lengths = None if padded is None else padded.lengths
         steps, batch = seq.shape[:2]
         count = self.num_layers * self.directions
         h0, c0 = initial_states(state, self._state_slots(), count, batch, seq.dtype, layout)
@@ -209,21 +217,24 @@ class LSTM(NNModuleSpec, family="recurrent"):
             for direction in range(self.directions):
                 k = layer * self.directions + direction
                 w = _weights(params, suffix(layer, direction))
-                run_in = layer_in[::-1] if direction else layer_in
-                out, cache = layer_forward(run_in, h0[k], c0[k], w)
-                h_n[k], c_n[k] = cache.hs[-1], cache.cs[-1]
-                outputs.append(out[::-1] if direction else out)
+                run_in = reverse_within(layer_in, lengths) if direction else layer_in
+                out, (h_n[k], c_n[k]), cache = layer_forward(run_in, h0[k], c0[k], w, lengths)
+                outputs.append(reverse_within(out, lengths) if direction else out)
                 caches.append(cache)
             layer_in = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
-        y = layout.from_time_major(layer_in)
-        saved = (caches, masks, layout, state is not None)
+        y: Any = layout.from_time_major(layer_in)
+        if padded is not None:
+            y = padded.with_data(y)
+        saved = (caches, masks, layout, state is not None, lengths)
         h_n, c_n = layout.state_out(h_n), layout.state_out(c_n)
         if self.return_state:
             return (y, (h_n, c_n)), saved
         return y, saved
 
     def backward(self, params: Params, saved: Any, dout: Any) -> tuple[Any, Params]:
-        caches, masks, layout, had_state = saved
+        """``dout``: the cotangent of the output as plain arrays (``dy`` without its lengths,
+        ignored on padding). ``dx`` is plain too, exactly zero on padding."""
+        caches, masks, layout, had_state, lengths = saved
         if self.return_state:
             dy, (dh_n, dc_n) = dout
         else:
@@ -253,10 +264,10 @@ class LSTM(NNModuleSpec, family="recurrent"):
                 sfx = suffix(layer, direction)
                 d_out = d_layer[:, :, direction * p : (direction + 1) * p]
                 if direction:
-                    d_out = d_out[::-1]
+                    d_out = reverse_within(d_out, lengths)
                 lg = layer_backward(_weights(params, sfx), caches[k], d_out, dh_n[k], dc_n[k])
                 dh0[k], dc0[k] = lg.dh0, lg.dc0
-                dx = lg.dx[::-1] if direction else lg.dx
+                dx = reverse_within(lg.dx, lengths) if direction else lg.dx
                 d_in = dx if d_in is None else d_in + dx
                 grads[f"weight_ih{sfx}"] = lg.w_ih
                 grads[f"weight_hh{sfx}"] = lg.w_hh
@@ -390,8 +401,7 @@ class LSTMCell(NNModuleSpec, family="recurrent"):
                     )
             h, c = (s.reshape(shape) for s in state)
         w = _weights({k + "_l0": v for k, v in params.items()}, "_l0")
-        _, cache = layer_forward(batch[None], h, c, w)
-        h1, c1 = cache.hs[1], cache.cs[1]
+        _, (h1, c1), cache = layer_forward(batch[None], h, c, w)
         if unbatched:
             h1, c1 = h1[0], c1[0]
         return (h1, c1), (cache, unbatched, state is not None)

@@ -9,7 +9,9 @@ Shapes (``F`` features, ``L`` layers, ``D`` directions, ``S`` a state's feature 
 - the input is ``x`` or ``(x, state)``, where ``state`` is one array (``h0`` of a GRU or RNN) or
   a tuple of them (``(h0, c0)`` of an LSTM): ``Signature`` says which.
 
-A forward reads ``x_tbf, state, layout = read_sequence(x, signature, batch_first)``, builds its
+A forward takes a ``Padded`` value apart with ``x, padded = read_padded(x, signature,
+batch_first)`` (variable lengths: ``specchain.modules.lengths_kernel``), then reads
+``x_tbf, state, layout = read_sequence(x, signature, batch_first)``, builds its
 zero or checked initial states with ``initial_states(...)`` (each ``[L*D, B, S]``), runs, and
 gives back ``layout.from_time_major(y_tbf)`` and ``layout.state_out(h_n)``; its backward does
 the same with the gradients. ``infer`` uses ``split_type``, ``sequence_dims``, ``check_steps``
@@ -24,6 +26,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from specchain.padded import Padded
 from specchain.types import (
     BATCH,
     TIME,
@@ -131,6 +134,28 @@ def read_sequence(
     x_tbf = layout.to_time_major(seq)
     check_steps(x_tbf.shape[0], signature.family)
     return x_tbf, state, layout
+
+
+def read_padded(x: Any, signature: Signature, batch_first: bool) -> tuple[Any, Padded | None]:
+    """``Padded`` or ``(Padded, state)`` -> ``(the same input holding the plain data, the
+    Padded)``; anything else comes back as it is with None. Refuses a ``Padded`` whose axes are
+    not the layer's layout (time-major ``time_axis=0, batch_axis=1``, batch-first ``1, 0``,
+    unbatched ``0, None``) or whose lengths do not fit its data."""
+    padded = x[0] if isinstance(x, tuple) and len(x) == 2 else x
+    if not isinstance(padded, Padded):
+        return x, None
+    data = padded.data
+    unbatched = getattr(data, "ndim", 0) == 2
+    axes: tuple[int, int | None] = (0, None) if unbatched else ((1, 0) if batch_first else (0, 1))
+    if (padded.time_axis, padded.batch_axis) != axes:
+        layout = "[T, F]" if unbatched else ("[B, T, F]" if batch_first else "[T, B, F]")
+        raise ShapeError(
+            f"{signature.family} (batch_first={batch_first}) reads {layout} data, but the Padded "
+            f"input says time_axis={padded.time_axis}, batch_axis={padded.batch_axis}; build it "
+            f"as Padded(x, lengths, time_axis={axes[0]}, batch_axis={axes[1]})"
+        )
+    padded.check(f"{signature.family} input")
+    return ((data, x[1]) if x is not padded else data), padded
 
 
 @attrs.frozen
