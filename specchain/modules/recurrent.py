@@ -437,7 +437,8 @@ def _emit_lstm(spec: LSTM, in_type: Type) -> pytorch.Emitted:
         proj_size=0,
     )
     constructor = pytorch.call("nn.LSTM", spec.input_size, spec.hidden_size, **options)
-    return pytorch.Emitted(constructor, splat=True, suffix="" if spec.return_state else "[0]")
+    suffix = "" if spec.return_state else "[0]"
+    return pytorch.Emitted(constructor, splat=True, suffix=suffix, lengths="pack")
 
 
 @pytorch.emitter(LSTMCell)
