@@ -33,11 +33,7 @@ def _row(y: np.ndarray, b: int, length: int | None) -> np.ndarray:
     return y[b] if length is None else y[:length, b]
 
 
-PENDING = pytest.mark.xfail(strict=True, reason="AttentionLSTM lengths land next")
-NAMES = [pytest.param(n, marks=PENDING) if n == "attention_seq2seq" else n for n in sorted(zoo.ZOO)]
-
-
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(zoo.ZOO))
 def test_a_sequence_alone_equals_its_row_in_a_padded_batch(name: str) -> None:
     rng = np.random.default_rng(7)
     entry = zoo.ZOO[name]
