@@ -70,8 +70,16 @@ def examples(owner: str, inputs: object) -> Examples:
     lengths: np.ndarray | None = None
     if isinstance(inputs, Padded):
         data, lengths = inputs.data, inputs.lengths
-    elif isinstance(inputs, (tuple, list)) and len(inputs) == 2 and is_lengths(inputs[1]):
-        data, lengths = inputs[0], np.asarray(inputs[1], dtype=np.int64)
+    elif isinstance(inputs, tuple) and len(inputs) == 2:
+        data, second = inputs
+        if not is_lengths(second):
+            shown = np.asarray(second)
+            raise SpecTypeError(
+                f"{owner}.inputs given as (x, lengths) need lengths as integers [N] (one per "
+                f"example), got {shown.dtype}{list(shown.shape)}; pass "
+                "np.asarray(lengths, dtype=np.int64)"
+            )
+        lengths = np.asarray(second, dtype=np.int64)
     if not isinstance(data, np.ndarray):
         raise SpecTypeError(
             f"{owner}.inputs must be a numpy array, (x, lengths) or a Padded, got "

@@ -14,6 +14,7 @@ and ``"none"`` gives 0 there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -52,7 +53,7 @@ class Loss:
         target: np.ndarray,
         *,
         mask: np.ndarray | None = None,
-        lengths: Any = None,
+        lengths: np.ndarray | Sequence[int] | None = None,
         time_axis: int = 0,
         batch_axis: int | None = 1,
     ) -> Any:
@@ -68,7 +69,7 @@ class Loss:
         target: np.ndarray,
         *,
         mask: np.ndarray | None = None,
-        lengths: Any = None,
+        lengths: np.ndarray | Sequence[int] | None = None,
         time_axis: int = 0,
         batch_axis: int | None = 1,
     ) -> tuple[float, np.ndarray]:
@@ -96,7 +97,7 @@ class Loss:
         self,
         y: np.ndarray | Padded,
         mask: np.ndarray | None,
-        lengths: Any,
+        lengths: np.ndarray | Sequence[int] | None,
         time_axis: int,
         batch_axis: int | None,
     ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -155,3 +155,15 @@ def test_lengths_need_a_time_axis_apart_from_the_examples() -> None:
     ):
         data = ((np.zeros((4, 3), np.float32), np.ones(4, int)), np.zeros(4, int))
         fit(model, data, sc.losses.cross_entropy, Adam(model), progress=False)
+
+
+def test_float_lengths_are_refused_with_the_fix() -> None:
+    x, lengths, labels, _ = tagging_task()
+    model = tagger()
+    with pytest.raises(
+        TypeError,
+        match=r"^fit\.inputs given as \(x, lengths\) need lengths as integers \[N\] \(one per "
+        r"example\), got float64\[64\]; pass np\.asarray\(lengths, dtype=np\.int64\)$",
+    ):
+        data = ((x, lengths.astype(float)), labels)
+        fit(model, data, sc.losses.cross_entropy, Adam(model), progress=False)
