@@ -138,7 +138,7 @@ class Loss:
     def _lengths_mask(self, source: Padded, shape: tuple[int, ...]) -> np.ndarray:
         """The mask of ``source``'s lengths over positions of ``shape`` (checked lengths)."""
         axes = [source.time_axis] + ([] if source.batch_axis is None else [source.batch_axis])
-        if max(axes) >= len(shape):
+        if len(shape) <= max(axes) < source.data.ndim:  # a class axis
             raise ShapeError(
                 f"{self.name}: the lengths run along axes {axes} of input "
                 f"{list(source.data.shape)}, but its positions are {list(shape)} (the last axis "

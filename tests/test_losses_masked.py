@@ -319,3 +319,8 @@ def test_padded_y_whose_lengths_do_not_fit_is_refused(rng: np.random.Generator) 
     logits, target, _ = padded_problem(rng, np.float64)
     with pytest.raises(sc.ShapeError, match=r"^cross_entropy: lengths\[0\] = 7 is outside 1\.\.5"):
         sc.losses.cross_entropy(Padded(logits, [7, 2, 4]), target)
+
+
+def test_lengths_on_an_input_without_that_axis_are_refused() -> None:
+    with pytest.raises(sc.ShapeError, match=r"^mse: data of shape \[5\] has no time axis 0$"):
+        sc.losses.mse(np.zeros(5), np.zeros(5), lengths=[5])
