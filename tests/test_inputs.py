@@ -260,3 +260,14 @@ def test_inputs_round_trip_through_a_model_file(tmp_path: Path) -> None:
     (y_loaded, _), (y, _) = loaded(call), model(call)
     assert isinstance(y, Padded) and isinstance(y_loaded, Padded)
     np.testing.assert_array_equal(y_loaded.data, y.data)
+
+
+def test_the_torchlean_stateful_chains_take_named_inputs() -> None:
+    """``stateful`` carries ``(x, (h0, c0))`` through Inputs named ``x`` and ``state``."""
+    from specchain.models.torchlean.chains import stateful_per_step
+
+    chain = stateful_per_step(3, 4, 2, num_layers=2).to(np.float64)
+    assert isinstance(chain.in_type, TupleType) and chain.in_type.names == ("x", "state")
+    assert str(chain.in_type) == "(x: [T, B, 3], state: (h0: [2, B, 4], c0: [2, B, 4]))"
+    assert "    def forward(self, x, state):" in pytorch.to_source(chain)
+    assert pytorch.verify(chain).ok(rtol=1e-7, atol=1e-9)

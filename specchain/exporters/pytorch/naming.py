@@ -116,6 +116,10 @@ def _argument_names(in_type: Type, bound: dict[int, str], names: Namespace) -> t
     if isinstance(in_type, TupleType):
         labels = in_type.names or tuple(f"x{i}" for i in range(len(in_type.items)))
         labels = tuple(bound.get(i, label) for i, label in enumerate(labels))
-        return tuple(names.create(label, fallback=f"x{i}") for i, label in enumerate(labels))
-    label = bound.get(0, "x")
-    return ("x",) if label == "x" else (names.create(label, fallback="x"),)
+    else:
+        labels = (bound.get(0, "x"),)
+    arguments: list[str] = []
+    for i, label in enumerate(labels):  # "x" is reserved for an argument: the first one so named
+        given = "x" not in arguments and label == "x"
+        arguments.append("x" if given else names.create(label, fallback=f"x{i}"))
+    return tuple(arguments)
