@@ -4,17 +4,23 @@ diagrams, the PyTorch export and model files."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import specchain as sc
 from specchain.exporters import graphviz, pytorch
 from specchain.inputs import Input
 from specchain.modules import LSTM, Embedding, Identity, Linear
 from specchain.padded import Padded
+from specchain.saving import ModelFileError
+from specchain.saving.architecture import architecture_json, build
+from specchain.saving.kinds import Kinds
 from specchain.types import ShapeError, SpecError, TensorType, TupleType
 
 STATE = TensorType((1, "B", 16))
@@ -271,3 +277,49 @@ def test_the_torchlean_stateful_chains_take_named_inputs() -> None:
     assert str(chain.in_type) == "(x: [T, B, 3], state: (h0: [2, B, 4], c0: [2, B, 4]))"
     assert "    def forward(self, x, state):" in pytorch.to_source(chain)
     assert pytorch.verify(chain).ok(rtol=1e-7, atol=1e-9)
+
+
+DIMS = st.lists(st.integers(0, 9) | st.sampled_from(["T", "B", "S", "F"]), max_size=4)
+TENSORS = st.builds(TensorType, DIMS.map(tuple), st.sampled_from(["float", "int", "bool"]))
+TYPES = st.recursive(
+    TENSORS,
+    lambda inner: st.lists(inner, min_size=1, max_size=3).flatmap(
+        lambda items: st.builds(
+            TupleType,
+            st.just(tuple(items)),
+            st.none() | st.just(tuple(f"item{i}" for i in range(len(items)))),
+        )
+    ),
+    max_leaves=5,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(declared=TYPES)
+def test_any_declared_type_round_trips_through_the_architecture(declared: Any) -> None:
+    model = sc.parallel(Input(declared, name="first"), Input((2,), name="second"))
+    text = json.dumps(architecture_json(model))
+    loaded = build(json.loads(text), Kinds(()), budget=0)
+    spec = loaded.spec("first")
+    assert isinstance(spec, Input) and spec.type == declared
+    assert str(loaded.in_type) == str(model.in_type)  # item names included
+
+
+HOSTILE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=8,
+) | st.fixed_dictionaries({"dims": st.lists(st.integers()), "dtype": st.text(max_size=6)})
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=HOSTILE)
+def test_a_hostile_declared_type_in_a_model_file_loads_or_is_refused(value: Any) -> None:
+    architecture = architecture_json(Input(("T", "B", 3), name="seq") >> Linear(3, 2))
+    architecture["nodes"][0]["config"]["type"] = {"__type__": value}
+    try:
+        loaded = build(json.loads(json.dumps(architecture)), Kinds(()), budget=0)
+    except ModelFileError as err:
+        assert str(err).startswith("invalid architecture")
+    else:
+        assert isinstance(loaded.spec("seq"), Input)
