@@ -22,7 +22,7 @@ error, as in PyTorch; ``B = 0`` gives empty outputs.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -117,6 +117,8 @@ class LSTM(NNModuleSpec, family="recurrent"):
     bidirectional: bool = attrs.field(default=False, validator=flag)
     proj_size: int = attrs.field(default=0, validator=non_negative_int)
     return_state: bool = attrs.field(default=False, kw_only=True, validator=flag)
+
+    takes_lengths: ClassVar[bool] = True  # forward reads Padded values: runs them packed
 
     def __attrs_post_init__(self) -> None:
         if self.proj_size >= self.hidden_size:
@@ -437,7 +439,8 @@ def _emit_lstm(spec: LSTM, in_type: Type) -> pytorch.Emitted:
         proj_size=0,
     )
     constructor = pytorch.call("nn.LSTM", spec.input_size, spec.hidden_size, **options)
-    return pytorch.Emitted(constructor, splat=True, suffix="" if spec.return_state else "[0]")
+    suffix = "" if spec.return_state else "[0]"
+    return pytorch.Emitted(constructor, splat=True, suffix=suffix, lengths="pack")
 
 
 @pytorch.emitter(LSTMCell)

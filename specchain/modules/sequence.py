@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 
 from specchain.exporters import pytorch
-from specchain.padded import Padded, lengths_along
+from specchain.padded import Padded, axes_for, lengths_along
 from specchain.spec import Context, NNModuleSpec, Params, non_negative_int
 from specchain.types import (
     ANY,
@@ -419,12 +419,21 @@ class TimeDistributed(NNModuleSpec, family="sequence"):
 
 @pytorch.emitter(Reverse)
 def _emit_reverse(spec: Reverse, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("Reverse", spec.time_axis(in_type))
+    return _along_time("Reverse", spec, in_type)
 
 
 @pytorch.emitter(LastStep)
 def _emit_last_step(spec: LastStep, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("LastStep", spec.time_axis(in_type))
+    return _along_time("LastStep", spec, in_type)
+
+
+def _along_time(helper: str, spec: AlongTime, in_type: Type) -> pytorch.Emitted:
+    """``Helper(time axis[, batch axis])``, taking a padded batch's lengths as an argument."""
+    rank = in_type.rank if isinstance(in_type, TensorType) else None
+    _, batch = axes_for(in_type, 3 if rank is None else rank)
+    extra = () if batch in (1, None) else (batch,)
+    emitted = pytorch.helper(helper, spec.time_axis(in_type), *extra)
+    return attrs.evolve(emitted, lengths="argument")
 
 
 @pytorch.emitter(Concat)

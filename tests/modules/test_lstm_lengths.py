@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import specchain as sc
 from specchain.gradcheck import relative_error
-from specchain.modules import LSTM
+from specchain.modules import LSTM, LSTMCell
 from specchain.modules.lengths_kernel import Runs, reverse_index, reverse_within
 from specchain.modules.lstm_kernel import LayerWeights, layer_backward, layer_forward
 from specchain.padded import Padded
@@ -401,3 +401,9 @@ def test_lengths_outside_one_to_t_are_refused() -> None:
         spec.forward(spec.params, (Padded(x, [2, 7]), state), Context())
     with pytest.raises(sc.ShapeError, match=re.escape("LSTM input: lengths has 3 entries")):
         spec.forward(spec.params, Padded(x, [2, 1, 1]), Context())
+
+
+def test_lstm_takes_lengths_and_its_cell_does_not() -> None:
+    """The engine hands ``Padded`` values to layers that say so (the cell has no time axis)."""
+    assert LSTM.takes_lengths and LSTM(IN, HID).takes_lengths
+    assert not LSTMCell.takes_lengths

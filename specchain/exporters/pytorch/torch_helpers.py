@@ -15,25 +15,45 @@ from torch import nn
 
 
 class Reverse(nn.Module):
-    """Flip the time axis: ``y[t] = x[T - 1 - t]``."""
+    """Flip the time axis: ``y[t] = x[T - 1 - t]``; with ``lengths``, each sequence within its
+    length (its padding stays in place)."""
 
-    def __init__(self, axis: int) -> None:
+    def __init__(self, axis: int, batch_axis: int = 1) -> None:
         super().__init__()
         self.axis = axis
+        self.batch_axis = batch_axis
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flip(x, dims=(self.axis,))
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            return torch.flip(x, dims=(self.axis,))
+        steps = torch.arange(x.shape[self.axis], device=x.device)
+        shape = [1] * x.dim()
+        shape[self.axis] = x.shape[self.axis]
+        steps = steps.view(shape)
+        shape = [1] * x.dim()
+        shape[self.batch_axis] = lengths.shape[0]
+        ends = lengths.to(x.device).view(shape)
+        order = torch.where(steps < ends, ends - 1 - steps, steps)
+        return x.gather(self.axis, order.expand_as(x))
 
 
 class LastStep(nn.Module):
-    """The last time step: ``[T, B, F]`` -> ``[B, F]``."""
+    """The last time step: ``[T, B, F]`` -> ``[B, F]``; with ``lengths``, each sequence's last
+    valid step."""
 
-    def __init__(self, axis: int) -> None:
+    def __init__(self, axis: int, batch_axis: int = 1) -> None:
         super().__init__()
         self.axis = axis
+        self.batch_axis = batch_axis
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.select(self.axis, -1)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            return x.select(self.axis, -1)
+        shape = [1] * x.dim()
+        shape[self.batch_axis] = lengths.shape[0]
+        last = (lengths.to(x.device) - 1).view(shape)
+        index = last.expand_as(x.narrow(self.axis, 0, 1))
+        return x.gather(self.axis, index).squeeze(self.axis)
 
 
 class Concat(nn.Module):
