@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import specchain as sc
+from specchain.models import zoo
 from specchain.modules import (
     Add,
     Concat,
@@ -176,3 +177,12 @@ def test_catches_a_wrong_parameter_gradient(rng: np.random.Generator) -> None:
     assert report.errors["head.weight"] == pytest.approx(0.5, rel=1e-4)
     assert report.errors["head.bias"] < 1e-7 and report.errors["input"] < 1e-7
     assert report.worst == report.errors["head.weight"]
+
+
+@pytest.mark.parametrize("build", [zoo.classifier, zoo.bilstm], ids=["classifier", "bilstm"])
+def test_finite_differences_with_lengths(build: Any, rng: np.random.Generator) -> None:
+    model = build(3, 4, 2).to(np.float64)
+    x, lengths = rng.standard_normal((5, 3, 3)), np.array([5, 1, 3])
+    report = sc.gradcheck(model, (x, lengths))
+    assert report.passed(1e-7), report
+    assert set(report.errors) == {*model.named_parameters(), "input"}

@@ -97,9 +97,30 @@ class ZooEntry:
     example: Callable[[np.random.Generator, int, int, Any], Any]
 
     def example_input(
-        self, rng: np.random.Generator, steps: int = 5, batch: int = 3, dtype: Any = np.float32
+        self,
+        rng: np.random.Generator,
+        steps: int = 5,
+        batch: int = 3,
+        dtype: Any = np.float32,
+        lengths: bool = False,
     ) -> Any:
-        return self.example(rng, steps, batch, np.dtype(dtype))
+        """An example input; with ``lengths=True`` every sequence comes as ``(x, lengths)`` with
+        lengths drawn in ``1..T`` (the first example is full, the batch unsorted), as a padded
+        text batch is."""
+        x = self.example(rng, steps, batch, np.dtype(dtype))
+        if not lengths:
+            return x
+        if isinstance(x, tuple):
+            return tuple((item, example_lengths(rng, item.shape[0], batch)) for item in x)
+        return x, example_lengths(rng, steps, batch)
+
+
+def example_lengths(rng: np.random.Generator, steps: int, batch: int) -> np.ndarray:
+    """``batch`` lengths in ``1..steps``, the first equal to ``steps``, in random order."""
+    lengths = rng.integers(1, steps + 1, size=batch)
+    if batch:
+        lengths[0] = steps
+    return lengths
 
 
 def _floats(size: int) -> Callable[[np.random.Generator, int, int, Any], Any]:
