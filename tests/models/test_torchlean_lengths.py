@@ -236,3 +236,48 @@ def test_tokens_and_unbatched_lengths_are_checked() -> None:
     with pytest.raises(ShapeError, match=r"^simple_lstm_mse_grad inputs: an unbatched sequence"):
         x = np.zeros((T, IN))
         tl.simple_lstm_mse_grad(model, x, np.zeros((T, OUT)), lengths=np.array([2, 3]))
+
+
+def _attention(
+    model: Any, src: np.ndarray, dec: np.ndarray, dy: np.ndarray, lengths: tuple[Any, Any]
+) -> Run:
+    keywords = {"source_lengths": lengths[0], "decoder_lengths": lengths[1]}
+    y = tl.attention_lstm_forward(model, src, dec, **keywords)
+    grads, d_src, d_dec = tl.attention_lstm_backward(model, src, dec, dy, **keywords)
+    return Run([y, d_src, d_dec], [], _flat(grads))
+
+
+def test_attention_examples_of_padded_batches_are_those_examples_alone() -> None:
+    """Source and decoder lengths differ; outputs and d decoder_inputs follow the decoder's,
+    d source the source's."""
+    model = tl.AttentionLSTMModel.init(IN, HID, OUT, 9, F64)
+    rng = np.random.default_rng(10)
+    src, dec = rng.standard_normal((T - 1, B, IN)), rng.standard_normal((T, B, IN))
+    dy = rng.standard_normal((T, B, OUT))
+    src_lengths, dec_lengths = np.array([4, 1, 3]), LENGTHS
+    padded = _attention(model, src, dec, dy, (src_lengths, dec_lengths))
+    summed: dict[str, np.ndarray] = {}
+    for b, (ns, nt) in enumerate(zip(src_lengths, dec_lengths, strict=True)):
+        one = slice(b, b + 1)
+        alone = _attention(model, src[:ns, one], dec[:nt, one], dy[:nt, one], (None, None))
+        for k, (ours, theirs, n) in enumerate(zip(padded.time, alone.time, (nt, ns, nt))):
+            assert_close64(ours[:n, b], theirs[:, 0], f"time array {k}, example {b}")
+            assert not ours[n:, b].any(), f"time array {k}, example {b}: nonzero past length {n}"
+        for key, grad in alone.summed.items():
+            summed[key] = summed[key] + grad if key in summed else grad
+    for key, grad in summed.items():
+        assert_close64(padded.summed[key], grad, key)
+
+
+def test_attention_lengths_unbatched_and_refused() -> None:
+    model = tl.AttentionLSTMModel.init(IN, HID, OUT, 9, F64)
+    rng = np.random.default_rng(11)
+    src, dec = rng.standard_normal((T, IN)), rng.standard_normal((T, IN))
+    y = tl.attention_lstm_forward(model, src, dec, source_lengths=[2], decoder_lengths=[3])
+    alone = tl.attention_lstm_forward(model, src[:2], dec[:3])
+    assert y.shape == (T, OUT) and not y[3:].any()
+    assert_close64(y[:3], alone)
+    with pytest.raises(ShapeError, match=r"^attention_lstm_backward source: lengths\[0\] = 6"):
+        tl.attention_lstm_backward(model, src, dec, np.zeros((T, OUT)), source_lengths=[6])
+    with pytest.raises(ShapeError, match=r"^attention_lstm_forward decoder_inputs: an unbatched"):
+        tl.attention_lstm_forward(model, src, dec, decoder_lengths=[1, 2])

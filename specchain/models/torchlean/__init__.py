@@ -15,8 +15,9 @@ Conventions:
 - Sequences are time-major: ``inputs [T, B, F]``; a single example ``[T, F]`` works too, and then
   states are ``[H]`` instead of ``[B, H]``. Token inputs are integer ``[T, B]`` (or ``[T]``).
 - Variable lengths: the functions over a sequence take ``lengths=`` (int ``[B]``, each in
-  ``1..T``), as ``pack_padded_sequence`` does; outputs past each length are 0, final states are
-  each sequence's own, and gradients ignore the padding (``lengths``).
+  ``1..T``; the attention functions ``source_lengths=`` and ``decoder_lengths=``), as
+  ``pack_padded_sequence`` does; outputs past each length are 0, final states are each
+  sequence's own, and gradients ignore the padding (``lengths``).
 - A state is the pair ``(h, c)``, each ``[B, H]``; ``None`` means zeros. Multi-layer functions take
   and return a list with one pair per layer.
 - Records' fields are named as in ``LstmModels.lean`` (``output_layer``, ``first_layer`` /

@@ -4,11 +4,12 @@ runs the record's chain (``cached_chain``, ``chain_with_initial_state`` or
 returns arrays and TorchLean's gradient records (``grads_by_field``). Every backward sits right
 under its forward.
 
-Every function over a sequence (all but the one-step ``simple_lstm_forward`` and, for now, the
-attention functions) takes the keyword ``lengths`` (int ``[B]``, each in ``1..T``; one length for
-an unbatched ``[T, I]``), as ``pack_padded_sequence`` does: outputs past each length are 0, final
-states are each sequence's own last step's, a backward ignores ``grad_outputs`` past each length
-and gives zero input gradients there, and the mse averages over valid steps only (``lengths``)."""
+Every function over a sequence (all but the one-step ``simple_lstm_forward``) takes the keyword
+``lengths`` (int ``[B]``, each in ``1..T``; one length for an unbatched ``[T, I]``; the attention
+functions take ``source_lengths`` and ``decoder_lengths``), as ``pack_padded_sequence`` does:
+outputs past each length are 0, final states are each sequence's own last step's, a backward
+ignores ``grad_outputs`` past each length and gives zero input gradients there, and the mse
+averages over valid steps only (``lengths``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from specchain.chain import SpecChain
+from specchain.losses import mse
 from specchain.models.torchlean.attention import AttentionLSTMModel
 from specchain.models.torchlean.grads import (
     AttentionLSTMModelGrads,
@@ -28,9 +30,9 @@ from specchain.models.torchlean.grads import (
 )
 from specchain.models.torchlean.inputs import (
     State,
+    attention_inputs,
     batch_of,
     bi_inputs,
-    check_sequence,
     check_vocab_input,
     lm_inputs,
     one_layer_inputs,
@@ -46,10 +48,8 @@ from specchain.models.torchlean.language import (
 from specchain.models.torchlean.lengths import (
     backward,
     sequence_input,
-    sequence_mse,
     unpadded,
 )
-from specchain.models.torchlean.parts import shape_of
 from specchain.models.torchlean.sequence_models import (
     BiLSTMModel,
     LSTMClassifier,
@@ -57,7 +57,6 @@ from specchain.models.torchlean.sequence_models import (
     SimpleLSTMModel,
 )
 from specchain.modules.gatewise import LinearGrads, LSTMGrads
-from specchain.types import ShapeError
 
 
 def _forward(chain: SpecChain, x: Any) -> np.ndarray:
@@ -130,10 +129,10 @@ def simple_lstm_mse_loss(
     """TorchLean's ``simpleLstmMseLoss``: the mean squared error of the outputs
     ``[T, B, O]`` against ``targets [T, B, O]``. With ``lengths`` the mean runs over valid steps
     only: targets past each length count for nothing, and the sum of squared errors divides by
-    the number of valid elements (``sum(lengths) * O``)."""
+    the number of valid elements (``sum(lengths) * O``), as ``sc.losses.mse`` does for a padded
+    output."""
     x = one_layer_inputs(model, inputs, initial_state, lengths, "simple_lstm_mse_loss")
-    loss, _ = sequence_mse(model.chain_with_initial_state()(x), targets)
-    return loss
+    return float(mse(model.chain_with_initial_state()(x), targets))
 
 
 def simple_lstm_mse_grad(
@@ -147,10 +146,7 @@ def simple_lstm_mse_grad(
     """TorchLean's ``simpleLstmMseGrad``: ``(loss, grads)`` of ``simple_lstm_mse_loss`` (with
     ``lengths``, of its mean over valid steps only)."""
     x = one_layer_inputs(model, inputs, initial_state, lengths, "simple_lstm_mse_grad")
-    chain = model.chain_with_initial_state()
-    y, tape = chain.forward(x)
-    loss, dy = sequence_mse(y, targets)
-    _, grads = chain.backward(tape, dy)
+    loss, grads = model.chain_with_initial_state().value_and_grad(x, targets, loss=mse, train=False)
     return loss, SimpleLSTMModelGrads(**model.grads_by_field(grads))
 
 
@@ -332,29 +328,23 @@ def lstm_lm_backward(
 # --- AttentionLSTMModel ----------------------------------------------------------------------
 
 
-def _attention_inputs(
-    model: AttentionLSTMModel, source: np.ndarray, decoder_inputs: np.ndarray
-) -> tuple[tuple[np.ndarray, np.ndarray], bool]:
-    """Both sequences batched (``[S, I]`` / ``[T, I]`` get a batch of one); True if unbatched."""
-    i, dtype = model.input_size, model.dtype
-    src = check_sequence(source, i, dtype, "source")
-    dec = check_sequence(decoder_inputs, i, dtype, "decoder_inputs")
-    if src.ndim != dec.ndim:
-        raise ShapeError(
-            f"source {shape_of(src)} and decoder_inputs {shape_of(dec)} must both be batched "
-            "[len, B, I] or both single examples [len, I]"
-        )
-    if src.ndim == 2:
-        return (src[:, None], dec[:, None]), True
-    return (src, dec), False
-
-
 def attention_lstm_forward(
-    model: AttentionLSTMModel, source: np.ndarray, decoder_inputs: np.ndarray
+    model: AttentionLSTMModel,
+    source: np.ndarray,
+    decoder_inputs: np.ndarray,
+    *,
+    source_lengths: np.ndarray | None = None,
+    decoder_lengths: np.ndarray | None = None,
 ) -> np.ndarray:
     """The attention encoder/decoder (TorchLean defines only the record): ``source [S, B, I]`` and
-    teacher-forced ``decoder_inputs [T, B, I]`` -> ``outputs [T, B, O]``."""
-    x, unbatched = _attention_inputs(model, source, decoder_inputs)
+    teacher-forced ``decoder_inputs [T, B, I]`` -> ``outputs [T, B, O]``. With
+    ``source_lengths`` (int ``[B]``, each in ``1..S``) the encoder runs each source over its own
+    steps and attends to them only; with ``decoder_lengths`` (each in ``1..T``) outputs past each
+    length are 0."""
+    lengths = source_lengths, decoder_lengths
+    x, unbatched = attention_inputs(
+        model, source, decoder_inputs, lengths, "attention_lstm_forward"
+    )
     ys = _forward(model.cached_chain(), x)
     return ys[:, 0] if unbatched else ys
 
@@ -364,10 +354,17 @@ def attention_lstm_backward(
     source: np.ndarray,
     decoder_inputs: np.ndarray,
     grad_outputs: np.ndarray,
+    *,
+    source_lengths: np.ndarray | None = None,
+    decoder_lengths: np.ndarray | None = None,
 ) -> tuple[AttentionLSTMModelGrads, np.ndarray, np.ndarray]:
     """Backward of ``attention_lstm_forward``: ``grad_outputs [T, B, O]`` ->
-    ``(grads, d source [S, B, I], d decoder_inputs [T, B, I])``."""
-    x, unbatched = _attention_inputs(model, source, decoder_inputs)
+    ``(grads, d source [S, B, I], d decoder_inputs [T, B, I])``. With lengths, ``grad_outputs``
+    past each decoder length is ignored, and each input's gradient is 0 past its lengths."""
+    lengths = source_lengths, decoder_lengths
+    x, unbatched = attention_inputs(
+        model, source, decoder_inputs, lengths, "attention_lstm_backward"
+    )
     dy = grad_outputs
     if unbatched and isinstance(dy, np.ndarray):
         dy = dy[:, None]

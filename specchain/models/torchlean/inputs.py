@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from specchain.models.torchlean.attention import AttentionLSTMModel
 from specchain.models.torchlean.language import LSTMLanguageModel
-from specchain.models.torchlean.lengths import sequence_input
+from specchain.models.torchlean.lengths import batch_of_one, sequence_input
 from specchain.models.torchlean.parts import shape_of
 from specchain.models.torchlean.record import SequenceModel
 from specchain.models.torchlean.sequence_models import BiLSTMModel, MultiLayerLSTMModel
@@ -170,3 +171,29 @@ def lm_inputs(
         initial_states, model.num_layers, batch, model.hidden_size, model.dtype, name
     )
     return (sequence_input(xs, lengths, function, tokens), states), tokens
+
+
+def attention_inputs(
+    model: AttentionLSTMModel,
+    source: np.ndarray,
+    decoder_inputs: np.ndarray,
+    lengths: tuple[np.ndarray | None, np.ndarray | None],
+    function: str,
+) -> tuple[tuple[np.ndarray | Padded, np.ndarray | Padded], bool]:
+    """Both sequences checked (each a ``Padded`` with its lengths: source, then decoder) and
+    batched (``[S, I]`` / ``[T, I]`` get a batch of one); True if unbatched."""
+    i, dtype = model.input_size, model.dtype
+    src = check_sequence(source, i, dtype, "source")
+    dec = check_sequence(decoder_inputs, i, dtype, "decoder_inputs")
+    if src.ndim != dec.ndim:
+        raise ShapeError(
+            f"source {shape_of(src)} and decoder_inputs {shape_of(dec)} must both be batched "
+            "[len, B, I] or both single examples [len, I]"
+        )
+    pair = (
+        sequence_input(src, lengths[0], function, what="source"),
+        sequence_input(dec, lengths[1], function, what="decoder_inputs"),
+    )
+    if src.ndim == 2:
+        return (batch_of_one(pair[0]), batch_of_one(pair[1])), True
+    return pair, False

@@ -1,6 +1,6 @@
 """Variable-length batches for the TorchLean functions: the ``lengths`` keyword checked into a
-``Padded`` input, outputs zeroed past each length, cotangents ignored there, and the mean
-squared error over valid steps only.
+``Padded`` input, outputs zeroed past each length and cotangents ignored there (the mean squared
+error over valid steps only is ``sc.losses.mse`` on a ``Padded`` output).
 
 A function given ``lengths`` (int ``[B]``, each in ``1..T``; one length for an unbatched
 ``[T, F]`` sequence) runs its chain on ``Padded(inputs, lengths)``: the LSTM runs each sequence
@@ -15,12 +15,9 @@ from typing import Any
 import numpy as np
 
 from specchain.chain import SpecChain
-from specchain.losses import MSELoss, mse
 from specchain.padded import Padded
 from specchain.types import ShapeError
 from specchain.validate import SpecTypeError
-
-_squared_errors = MSELoss(reduction="none")
 
 
 def sequence_input(
@@ -70,15 +67,9 @@ def backward(chain: SpecChain, x: Any, dy: Any) -> tuple[Any, dict[str, np.ndarr
     return chain.backward(tape, valid_only(dy, y))
 
 
-def sequence_mse(y: Any, targets: Any) -> tuple[float, Any]:
-    """``(loss, d loss / d y)`` of the mean squared error of a chain's output ``y`` against
-    ``targets`` (``sc.losses.mse``'s checks). For a ``Padded`` ``y`` the mean runs over valid
-    steps only: squared errors past each length count for nothing and the sum divides by the
-    number of valid elements (``sum(lengths) * O``), so the gradient is zero there."""
-    if not isinstance(y, Padded):
-        return mse.value_and_grad(y, targets)
-    mask = y.mask()
-    squared = np.where(mask, _squared_errors(y.data, targets), 0.0)
-    count = int(mask.sum())
-    diff = np.where(mask, y.data - targets, np.zeros((), y.data.dtype))
-    return float(squared.sum() / count), (2.0 / count) * diff
+def batch_of_one(x: np.ndarray | Padded) -> np.ndarray | Padded:
+    """An unbatched ``[T, F]`` sequence (or a ``Padded`` one, with its one length) as a batch of
+    one, ``[T, 1, F]``."""
+    if isinstance(x, Padded):
+        return Padded(x.data[:, None], x.lengths)
+    return x[:, None]
