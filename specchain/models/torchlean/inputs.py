@@ -165,6 +165,8 @@ def lm_inputs(
     lengths: np.ndarray | None,
     function: str,
 ) -> tuple[tuple[np.ndarray | Padded, State], bool]:
+    """``(inputs, (h0, c0) each [L, B, H])`` checked (the inputs a ``Padded`` with ``lengths``),
+    and True if the inputs are int tokens ``[T, B]`` rather than vectors ``[T, B, V]``."""
     xs, tokens = check_vocab_input(inputs, model.vocab_size, model.dtype, "inputs")
     batch, name = batch_of(xs, tokens), "LSTMLanguageModel"
     states = stacked_states(

@@ -23,9 +23,9 @@ from specchain.validate import SpecTypeError
 def sequence_input(
     xs: np.ndarray, lengths: Any, function: str, tokens: bool = False, what: str = "inputs"
 ) -> np.ndarray | Padded:
-    """``xs`` (checked: float ``[T, B, F]`` / ``[T, F]``, or int tokens ``[T, B]`` / ``[T]``)
-    as it is when ``lengths`` is None, else ``Padded(xs, lengths)`` with the lengths checked:
-    one integer per example, each in ``1..T``. Errors name ``function`` and ``what``."""
+    """``xs`` (already checked: float ``[T, B, F]`` / ``[T, F]``, or int tokens ``[T, B]`` /
+    ``[T]``) as it is when ``lengths`` is None, else ``Padded(xs, lengths)`` with the lengths
+    checked: one integer per example, each in ``1..T``. Errors name ``function`` and ``what``."""
     if lengths is None:
         return xs
     batched = xs.ndim == (2 if tokens else 3)
