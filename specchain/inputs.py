@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from specchain.exporters import pytorch
 from specchain.graph import INPUT
 from specchain.padded import Padded
 from specchain.spec import Context, NNModuleSpec, Params, flag
@@ -127,11 +126,15 @@ def _unbatched(t: Type) -> Type:
     return t
 
 
-pytorch.no_torch_twin(
-    Input,
-    "an Input is an argument of the exported forward, not a module; the exporter writes it as "
-    "that argument",
-)
+def _declare_export() -> None:
+    """An Input has no PyTorch module (imported here: the exporter itself imports ``Input``)."""
+    from specchain.exporters import pytorch
+
+    pytorch.no_torch_twin(
+        Input,
+        "an Input is an argument of the exported forward, not a module; the exporter writes it "
+        "as that argument",
+    )
 
 
 def argument_inputs(chain: SpecChain) -> dict[str, int | None]:
@@ -149,3 +152,6 @@ def input_name(chain: SpecChain) -> str | None:
     """The name of the ``Input`` taking the whole input of ``chain``, if one does."""
     whole = [node for node, item in argument_inputs(chain).items() if item is None]
     return whole[0] if len(whole) == 1 else None
+
+
+_declare_export()

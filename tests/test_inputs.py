@@ -235,14 +235,12 @@ def test_an_input_with_lengths_adds_its_lengths_argument(tmp_path: Path) -> None
     _import(tmp_path / "test_model.py").test_reproduces_reference_outputs()
 
 
-def test_a_layer_reading_lengths_is_not_exported_yet() -> None:
+def test_a_layer_reading_lengths_exports_with_them() -> None:
     model = Input(("T", "B", 3), name="seq", lengths=True) >> Linear(3, 3) >> LSTM(3, 2)
-    with pytest.raises(
-        pytorch.ExportError,
-        match=r"^node 'lstm': LSTM reads the lengths of input 'seq' \(lengths=True\), and "
-        r"exporting a layer that reads lengths is not supported yet",
-    ):
-        pytorch.to_source(model)
+    source = pytorch.to_source(model)
+    assert "def forward(self, seq, seq_lengths):" in source
+    assert "nn.utils.rnn.pack_padded_sequence(linear, seq_lengths.cpu()" in source
+    assert pytorch.verify(model.to(np.float64)).ok(1e-7, 1e-9)
 
 
 # --- model files -------------------------------------------------------------------------------

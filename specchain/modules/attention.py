@@ -280,4 +280,5 @@ def _accumulate(totals: Params, part: str, grads: Params) -> None:
 
 @pytorch.emitter(AttentionLSTM)
 def _emit_attention_lstm(spec: AttentionLSTM, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("AttentionLSTM", spec.input_size, spec.hidden_size, spec.output_size)
+    emitted = pytorch.helper("AttentionLSTM", spec.input_size, spec.hidden_size, spec.output_size)
+    return attrs.evolve(emitted, lengths="argument")  # (source_lengths, decoder_lengths)

@@ -20,6 +20,7 @@ from specchain import graph as g
 from specchain.chain import SpecChain
 from specchain.exporters.pytorch.emitters import ExportError
 from specchain.graph import INPUT
+from specchain.padded import axes_for
 from specchain.types import TIME, TensorType, TupleType, Type, role_axis
 
 Carried: TypeAlias = "str | tuple[Carried, ...] | None"
@@ -104,3 +105,29 @@ def _by_time_symbol(carried: Carried, t: Type) -> dict[object, str]:
     if isinstance(carried, str) and isinstance(t, TensorType) and _has_time(t):
         return {_time_symbol(t): carried}
     return {}
+
+
+# --- the lines of a node that takes lengths ------------------------------------------------------
+
+
+def packed_call(
+    variable: str, callee: str, arguments: list[str], suffix: str, lengths: str, in_type: Type
+) -> list[str]:
+    """``nn.LSTM`` on a padded batch: its first argument packed with ``pack_padded_sequence``,
+    the first item of its output padded back (zeros past each length, ``total_length`` T)."""
+    x_type = in_type.items[0] if isinstance(in_type, TupleType) else in_type
+    rank = x_type.rank if isinstance(x_type, TensorType) else None
+    time, batch = axes_for(x_type, 3 if rank is None else rank)
+    first, batch_first = arguments[0], batch == 0
+    packed = (
+        f"nn.utils.rnn.pack_padded_sequence({first}, {lengths}.cpu(), "
+        f"batch_first={batch_first}, enforce_sorted=False)"
+    )
+    unpacked = (
+        f"nn.utils.rnn.pad_packed_sequence({variable}[0], batch_first={batch_first}, "
+        f"total_length={first}.size({time}))[0]"
+    )
+    lines = [f"{variable} = {callee}({', '.join([packed, *arguments[1:]])})"]
+    if suffix == "[0]":
+        return [*lines, f"{variable} = {unpacked}"]
+    return [*lines, f"{variable} = ({unpacked}, {variable}[1]){suffix}"]

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import ast
 
-import networkx as nx
-
 from specchain import graph as g
 from specchain.chain import SpecChain
+from specchain.exporters.pytorch import lengths
 from specchain.exporters.pytorch.emitters import Emitted, ExportError, emitter_for, helper_classes
 from specchain.exporters.pytorch.namespace import is_identifier
 from specchain.exporters.pytorch.naming import Names, assign_names, shadows_file_name
@@ -36,6 +35,7 @@ def to_source(model: SpecChain, class_name: str = "Model") -> str:
     built: set[str] = set()
     classes = helper_classes()
     _check_lengths(model, names)
+    carried = lengths.flow(model, _input_lengths(model, names))
     for node in model.nodes:
         if isinstance(model.spec(node), Input):  # an argument, or a type check: no module
             value = _arguments(model, names, node, splat=False)
@@ -49,8 +49,7 @@ def to_source(model: SpecChain, class_name: str = "Model") -> str:
         if attribute not in built:
             built.add(attribute)
             init_lines.append(f"self.{attribute} = {emitted.constructor}")
-        call = f"self.{attribute}({_arguments(model, names, node, emitted.splat)}){emitted.suffix}"
-        forward_lines.append(f"{names.variable[node]} = {call}")
+        forward_lines += _call(model, names, node, emitted, carried[node][0])
     forward_lines.append(f"return {_input_expression(model, names, OUTPUT)}")
     node_names = {names.variable[n]: n for n in model.nodes}
     helper_source = "\n\n".join(helpers.values())
@@ -104,29 +103,44 @@ def to_source(model: SpecChain, class_name: str = "Model") -> str:
 
 
 def _check_lengths(model: SpecChain, names: Names) -> None:
-    """Refuse a layer acting across time that would read an ``Input``'s lengths: the generated
-    ``forward`` takes them (``<name>_lengths``) but does not pass them on yet."""
-    graph = model.graph
+    """An ``Input`` with ``lengths=True`` must be one of the model's arguments."""
     with_lengths = {names.arguments[item] for item in names.lengths}
     for node in model.nodes:
         spec = model.spec(node)
-        if not (isinstance(spec, Input) and spec.lengths):
-            continue
-        if names.variable[node] not in with_lengths:
+        if isinstance(spec, Input) and spec.lengths and names.variable[node] not in with_lengths:
             raise ExportError(
                 f"input {node!r} has lengths=True but is not one of the model's arguments; "
                 "give lengths=True only to an Input that takes the model's input"
             )
-        for later in sorted(nx.descendants(graph, node) - {OUTPUT}):
-            found = model.spec(later)
-            if not isinstance(found, Input) and not found.acts_per_step(
-                graph.nodes[later]["in_type"]
-            ):
-                raise ExportError(
-                    f"node {later!r}: {found.kind} reads the lengths of input {node!r} "
-                    "(lengths=True), and exporting a layer that reads lengths is not supported "
-                    "yet; export the model built with Input(..., lengths=False) instead"
-                )
+
+
+def _input_lengths(model: SpecChain, names: Names) -> lengths.Carried:
+    """What the graph input carries: each argument's lengths argument, or None."""
+    if isinstance(model.in_type, TupleType):
+        return tuple(names.lengths.get(i) for i in range(len(model.in_type.items)))
+    return names.lengths.get(0)
+
+
+def _call(
+    model: SpecChain, names: Names, node: str, emitted: Emitted, received: lengths.Carried
+) -> list[str]:
+    """The forward lines of one node: its call, and with lengths, how it takes them."""
+    spec, in_type = model.spec(node), model.graph.nodes[node]["in_type"]
+    variable, callee = names.variable[node], f"self.{names.attribute[node]}"
+    used = lengths.carried_names(received)
+    plain = _arguments(model, names, node, emitted.splat)
+    if used and spec.takes_lengths and not spec.acts_per_step(in_type):
+        if emitted.lengths == "pack":
+            items = _argument_items(model, names, node)
+            return lengths.packed_call(variable, callee, items, emitted.suffix, used[0], in_type)
+        if emitted.lengths != "argument":
+            raise ExportError(
+                f"node {node!r}: {spec.kind} takes a padded batch's lengths, but its emitter "
+                "does not say how the exported module takes them (pytorch.Emitted(..., "
+                "lengths='pack' or 'argument')); export the model without lengths"
+            )
+        plain = ", ".join([plain, *_lengths_arguments(received)])
+    return [f"{variable} = {callee}({plain}){emitted.suffix}"]
 
 
 def _emit(model: SpecChain, node: str, classes: dict[str, str]) -> Emitted:
@@ -206,6 +220,26 @@ def _arguments(model: SpecChain, names: Names, node: str, splat: bool) -> str:
         return f"*{expression}" if splat and is_tuple else expression
     items = [_value(names, src, index) for src, _, index in edges]
     return ", ".join(items) if splat else _tuple(items)
+
+
+def _lengths_arguments(received: lengths.Carried) -> list[str]:
+    """The lengths a helper takes after its input: one per item of a tuple input (``None`` for
+    an item without lengths), or the one of a tensor input."""
+    if isinstance(received, tuple):
+        return [(lengths.carried_names(item) or ["None"])[0] for item in received]
+    return lengths.carried_names(received)
+
+
+def _argument_items(model: SpecChain, names: Names, node: str) -> list[str]:
+    """Each positional argument of a splatted call on its own (``x``, ``(h0, c0)``)."""
+    edges = g.in_edges(model.graph, node)
+    if len(edges) == 1 and edges[0][1] is None:
+        expression = _value(names, edges[0][0], edges[0][2])
+        in_type = model.graph.nodes[node]["in_type"]
+        if isinstance(in_type, TupleType):
+            return [f"{expression}[{i}]" for i in range(len(in_type.items))]
+        return [expression]
+    return [_value(names, src, index) for src, _, index in edges]
 
 
 def _input_expression(model: SpecChain, names: Names, node: str) -> str:

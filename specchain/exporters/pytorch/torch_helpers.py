@@ -144,15 +144,36 @@ class AttentionLSTM(nn.Module):
         self.attention_weights = nn.Linear(2 * hidden_size, 1)
         self.output = nn.Linear(hidden_size, output_size)
 
-    def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self,
+        inputs: tuple[torch.Tensor, torch.Tensor],
+        source_lengths: torch.Tensor | None = None,
+        decoder_lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         source, decoder_inputs = inputs
-        encoded, (h, c) = self.encoder(source)
+        if source_lengths is None:
+            encoded, (h, c) = self.encoder(source)
+        else:  # packed: each source stops at its length, attention never looks past it
+            packed = nn.utils.rnn.pack_padded_sequence(
+                source, source_lengths.cpu(), enforce_sorted=False
+            )
+            packed_out, (h, c) = self.encoder(packed)
+            encoded = nn.utils.rnn.pad_packed_sequence(packed_out, total_length=source.shape[0])[0]
         h, c = h[0], c[0]
+        steps = torch.arange(source.shape[0], device=source.device)
         states = []
         for t in range(decoder_inputs.shape[0]):
             pairs = torch.cat([h.expand_as(encoded), encoded], dim=2)
-            alpha = torch.softmax(self.attention_weights(pairs)[..., 0], dim=0)
+            scores = self.attention_weights(pairs)[..., 0]
+            if source_lengths is not None:
+                padding = steps[:, None] >= source_lengths.to(source.device)[None, :]
+                scores = scores.masked_fill(padding, -torch.inf)
+            alpha = torch.softmax(scores, dim=0)
             context = torch.einsum("sb,sbh->bh", alpha, encoded)
             h, c = self.decoder(torch.cat([decoder_inputs[t], context], dim=1), (h, c))
             states.append(h)
-        return self.output(torch.stack(states))
+        y = self.output(torch.stack(states))
+        if decoder_lengths is not None:  # zero past each target length
+            valid = torch.arange(y.shape[0], device=y.device)[:, None] < decoder_lengths[None, :]
+            y = y * valid.to(y.dtype)[..., None]
+        return y
