@@ -34,6 +34,8 @@ from specchain.validate import SpecTypeError
 
 def _lengths(value: object) -> np.ndarray:
     array = np.asarray(value)
+    if array.size == 0 and array.dtype.kind == "f":  # [] is no lengths, not float ones
+        array = array.astype(np.int64)
     if array.dtype.kind not in "iu":
         raise SpecTypeError(
             f"lengths must be integers, got dtype {array.dtype}; pass them as "

@@ -137,19 +137,22 @@ def test_a_layer_acting_across_time_refuses_lengths(rng: np.random.Generator) ->
         (np.array([4, 0, 3]), "lengths[1] = 0 is outside 1..4 (T = 4 in data shape [4, 3, 2])"),
         (np.array([4, 5, 3]), "lengths[1] = 5 is outside 1..4"),
         (np.array([4, 3]), "lengths has 2 entries for a batch of 3 (data shape [4, 3, 2])"),
+        ([], "lengths has 0 entries for a batch of 3"),
         (np.array([[4, 3, 1]]), "lengths must be one integer per example (shape [B]), got shape"),
         (np.array([4.0, 3.0, 1.0]), None),  # floats are not lengths: the pair is not a Padded
     ],
 )
-def test_bad_lengths_are_refused(lengths: np.ndarray, message: str | None) -> None:
+def test_bad_lengths_are_refused(lengths: Any, message: str | None) -> None:
     model = Linear(2, 2).as_chain()
     x = np.zeros((4, 3, 2), np.float32)
     if message is None:
+        assert isinstance(lengths, np.ndarray)
         with pytest.raises(ShapeError, match="Linear takes one float tensor"):
             model((x, lengths))
         return
     with pytest.raises(ShapeError, match=re.escape(message)):
-        model((x, lengths) if lengths.ndim == 1 else Padded(x, lengths))
+        pair = lengths if isinstance(lengths, list) or lengths.ndim == 1 else None
+        model((x, pair) if pair is not None else Padded(x, lengths))
 
 
 def test_lengths_as_a_list_of_ints(rng: np.random.Generator) -> None:

@@ -128,6 +128,9 @@ class AlongTime(NNModuleSpec, family="sequence"):
     def time_axis(self, t: Type) -> int:
         return time_axis_of(t, self.axis, self.kind)
 
+    def acts_per_step(self, in_type: Type) -> bool:
+        return False  # it reads across time: a padded batch's lengths, too
+
     def describe(self) -> str:
         return "" if self.axis is None else f"axis={self.axis}"
 
@@ -325,6 +328,9 @@ class Select(NNModuleSpec, family="sequence"):
     """Item ``index`` of a tuple, e.g. ``h_n`` of ``(h_n, c_n)`` (a ``Padded`` item as it is)."""
 
     takes_lengths = True
+
+    def acts_per_step(self, in_type: Type) -> bool:
+        return True  # it passes values on, lengths and all
 
     index: int = attrs.field(validator=non_negative_int)
 

@@ -17,7 +17,7 @@ import torch
 import specchain as sc
 from specchain.exporters import pytorch
 from specchain.models.zoo import ZOO
-from specchain.modules import LSTM, LastStep, Linear
+from specchain.modules import LSTM, Concat, LastStep, Linear, Reverse
 from specchain.spec import Context, NNModuleSpec, Params
 from specchain.types import DimEnv, TensorType, Type
 
@@ -107,3 +107,29 @@ def test_a_layer_whose_emitter_knows_no_lengths_is_refused() -> None:
     with pytest.raises(pytorch.ExportError, match="^" + re.escape(message)):
         pytorch.to_source(model)
     pytorch.to_source(sc.Input(("T", "B", 3), name="x") >> RunningSum())  # without lengths: fine
+
+
+@pytest.mark.parametrize(
+    "layout", [("T", "B", 4), ("B", "T", 4)], ids=["time_major", "batch_first"]
+)
+def test_the_reverse_recipe_exports_with_lengths(layout: tuple[str, ...]) -> None:
+    """``branch(LSTM, Reverse() >> LSTM >> Reverse())``: each Reverse takes the lengths."""
+    batch_first = layout[0] == "B"
+    lstm = {"batch_first": batch_first}
+    model = sc.serial(
+        sc.Input(layout, name="x", lengths=True),
+        sc.branch(LSTM(4, 5, **lstm), Reverse() >> LSTM(4, 5, **lstm) >> Reverse()),
+        Concat(),
+        Linear(10, 2),
+    ).to(np.float64)
+    source = pytorch.to_source(model)
+    assert "reverse = self.reverse(x, x_lengths)" in source
+    report = pytorch.verify(model)
+    assert report.ok(1e-7, 1e-9), report
+
+
+def test_verify_refuses_lengths_the_model_does_not_declare() -> None:
+    model = LSTM(4, 5) >> LastStep()
+    x, lengths = np.zeros((5, 3, 4), np.float32), np.array([5, 2, 3])
+    with pytest.raises(pytorch.ExportError, match=r"start the model with sc\.Input\(type, name="):
+        pytorch.verify(model, (x, lengths))

@@ -100,6 +100,12 @@ def verify(
     dx, grads = model.backward(tape, dy)
 
     data, lengths = arguments.split_lengths(names, inputs)
+    if padded.found_lengths(padded.attach(data, model.in_type)):
+        raise ExportError(
+            "the inputs carry lengths that the model does not declare, so its exported forward "
+            "takes none; start the model with sc.Input(type, name=..., lengths=True) for each "
+            "padded input, or verify without lengths"
+        )
     in_leaves = [torch.from_numpy(np.array(a)) for a in leaves(data)]
     for leaf in in_leaves:
         if leaf.is_floating_point():
