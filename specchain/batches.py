@@ -19,7 +19,7 @@ import numpy as np
 
 from specchain.chain import SpecChain
 from specchain.padded import Padded, axes_for, is_lengths
-from specchain.types import ShapeError, TensorType, Type
+from specchain.types import BATCH, ShapeError, TensorType, Type, role_axis
 from specchain.validate import SpecTypeError
 
 Inputs = np.ndarray | tuple[np.ndarray, np.ndarray] | Padded
@@ -107,9 +107,7 @@ def unpack(owner: str, data: object) -> tuple[Examples, np.ndarray]:
 
 
 def _batch_position(t: Type) -> int | None:
-    if isinstance(t, TensorType) and not t.variadic and "B" in t.dims:
-        return t.dims.index("B")
-    return None
+    return role_axis(t.dims, BATCH) if isinstance(t, TensorType) else None
 
 
 def batch_axes(model: SpecChain, inputs: Inputs, targets: np.ndarray) -> tuple[int, int]:

@@ -133,8 +133,8 @@ def _run(step: Step, inp: Value, ctx: Context) -> tuple[Value, Any]:
     """One node's forward. A ``Padded`` input goes as it is to a spec that takes lengths; a
     per-step spec gets the data and its output gets the lengths back; any other spec refuses."""
     spec = step.spec
-    lengths = [] if spec.takes_lengths else padded.found_lengths(inp)
-    if not lengths:
+    carried = [] if spec.takes_lengths else padded.found(inp)
+    if not carried:
         return spec.forward(spec.params, inp, ctx)
     if not step.per_step:
         raise ShapeError(
@@ -142,20 +142,13 @@ def _run(step: Step, inp: Value, ctx: Context) -> tuple[Value, Any]:
             "call the model without lengths, or give the layer takes_lengths = True and a "
             "forward that reads specchain.padded.Padded values (see docs/custom_layers.md)"
         )
-    if any(not np.array_equal(lengths[0], other) for other in lengths[1:]):
+    if any(not np.array_equal(carried[0].lengths, p.lengths) for p in carried[1:]):
         raise ShapeError(
             f"{spec.kind} joins padded batches with different lengths "
-            f"({[other.tolist() for other in lengths]}); give every input the same lengths"
+            f"({[p.lengths.tolist() for p in carried]}); give every input the same lengths"
         )
-    source = _first_padded(inp)
     y, kept = spec.forward(spec.params, padded.strip(inp), ctx)
-    return padded.rewrap(y, step.out_type, source), kept
-
-
-def _first_padded(value: Value) -> padded.Padded:
-    if isinstance(value, padded.Padded):
-        return value
-    return next(_first_padded(v) for v in value if padded.found_lengths(v))
+    return padded.rewrap(y, step.out_type, carried[0]), kept
 
 
 def _params_dtype(steps: tuple[Step, ...]) -> np.dtype[Any] | None:

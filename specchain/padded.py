@@ -66,6 +66,7 @@ class Padded:
 
     @property
     def steps(self) -> int:
+        """T: the padded length, ``data.shape[time_axis]``."""
         return int(self.data.shape[self.time_axis])
 
     def check(self, what: str = "input") -> None:
@@ -103,6 +104,25 @@ class Padded:
         lengths = lengths_along(self.lengths, self.data.ndim, self.batch_axis)
         return np.broadcast_to(steps.reshape(shape) < lengths, self.data.shape)
 
+    def reversal_order(self) -> np.ndarray:
+        """For each position of ``data``, the time index it takes its value from when every
+        sequence is reversed within its length (padding stays in place): an involution, of
+        ``data``'s shape, for ``np.take_along_axis`` along ``time_axis``."""
+        shape = [1] * self.data.ndim
+        shape[self.time_axis] = self.steps
+        t = np.arange(self.steps).reshape(shape)
+        lengths = lengths_along(self.lengths, self.data.ndim, self.batch_axis)
+        return np.broadcast_to(np.where(t < lengths, lengths - 1 - t, t), self.data.shape)
+
+    def last_index(self) -> np.ndarray:
+        """Each sequence's last valid time index, shaped like ``data`` with a time axis of 1
+        (``[1, B, F]`` for ``[T, B, F]`` data), for ``np.take_along_axis``."""
+        shape = list(self.data.shape)
+        shape[self.time_axis] = 1
+        return np.broadcast_to(
+            lengths_along(self.lengths - 1, self.data.ndim, self.batch_axis), shape
+        )
+
     def with_data(self, data: np.ndarray) -> Padded:
         """The same lengths and axes around other data (a per-step layer's output)."""
         return attrs.evolve(self, data=data)
@@ -127,7 +147,8 @@ def is_lengths(value: Any) -> bool:
 
 
 def strip(value: Any) -> Any:
-    """``value`` with every ``Padded`` replaced by its data."""
+    """``value`` (an array, a ``Padded`` or a nested tuple) with every ``Padded`` replaced by
+    its data: the same structure, plain arrays."""
     if isinstance(value, Padded):
         return value.data
     if isinstance(value, tuple):
@@ -135,12 +156,12 @@ def strip(value: Any) -> Any:
     return value
 
 
-def found_lengths(value: Any) -> list[np.ndarray]:
-    """The lengths of every ``Padded`` in ``value``, depth first."""
+def found(value: Any) -> list[Padded]:
+    """Every ``Padded`` in ``value`` (an array, a ``Padded`` or a nested tuple), depth first."""
     if isinstance(value, Padded):
-        return [value.lengths]
+        return [value]
     if isinstance(value, tuple):
-        return [lengths for v in value for lengths in found_lengths(v)]
+        return [p for v in value for p in found(v)]
     return []
 
 

@@ -67,6 +67,32 @@ def has_roles(dims: Sequence[Dim]) -> bool:
     return any(role_of(d) is not None for d in dims)
 
 
+def time_axis_of(t: Type, axis: int | None, kind: str) -> int:
+    """Where time is in ``t``: ``axis`` if given (refused if the roles say it is another axis),
+    else the axis whose role is time; axis 0 (time-major) when ``t`` states no roles."""
+    if not isinstance(t, TensorType) or t.variadic:
+        return axis or 0
+    found = role_axis(t.dims, TIME)
+    if axis is not None:
+        role = role_of(t.dims[axis]) if axis < len(t.dims) else None
+        if role is not None and role != TIME:
+            where = f"the time axis is {found}" if found is not None else "it has no time axis"
+            raise ShapeError(
+                f"{kind}(axis={axis}) would act on the {role} axis {t.dims[axis]} of {t}, but "
+                f"{where}; use {kind}() without axis: it finds the time axis by its role"
+            )
+        return axis
+    if found is not None:
+        return found
+    if has_roles(t.dims):
+        raise ShapeError(
+            f"{kind} needs a sequence with a time axis (T), got {t}, which has none (a layer "
+            f"before it, such as LastStep or a cell, removed it); apply {kind} to the sequence "
+            "before that layer"
+        )
+    return 0
+
+
 def _check_dim(dim: object) -> Dim:
     if isinstance(dim, bool) or not isinstance(dim, (int, str)):
         raise TypeError(f"a dim must be an int or a symbol string, got {dim!r}")

@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 
 from specchain.exporters import pytorch
-from specchain.padded import Padded, axes_for, lengths_along
+from specchain.padded import Padded, axes_for
 from specchain.spec import Context, NNModuleSpec, Params, non_negative_int
 from specchain.types import (
     ANY,
@@ -27,9 +27,8 @@ from specchain.types import (
     TensorType,
     TupleType,
     Type,
-    has_roles,
-    role_axis,
     role_of,
+    time_axis_of,
 )
 
 SEQUENCE = TensorType(("T", "B", "F"))
@@ -84,32 +83,6 @@ def _optional_axis(inst: object, attribute: attrs.Attribute[Any], value: object)
         non_negative_int(inst, attribute, value)
 
 
-def time_axis_of(t: Type, axis: int | None, kind: str) -> int:
-    """Where time is in ``t``: ``axis`` if given (refused if the roles say it is another axis),
-    else the axis whose role is time; axis 0 (time-major) when ``t`` states no roles."""
-    if not isinstance(t, TensorType) or t.variadic:
-        return axis or 0
-    found = role_axis(t.dims, TIME)
-    if axis is not None:
-        role = role_of(t.dims[axis]) if axis < len(t.dims) else None
-        if role is not None and role != TIME:
-            where = f"the time axis is {found}" if found is not None else "it has no time axis"
-            raise ShapeError(
-                f"{kind}(axis={axis}) would act on the {role} axis {t.dims[axis]} of {t}, but "
-                f"{where}; use {kind}() without axis: it finds the time axis by its role"
-            )
-        return axis
-    if found is not None:
-        return found
-    if has_roles(t.dims):
-        raise ShapeError(
-            f"{kind} needs a sequence with a time axis (T), got {t}, which has none (a layer "
-            f"before it, such as LastStep or a cell, removed it); apply {kind} to the sequence "
-            "before that layer"
-        )
-    return 0
-
-
 @attrs.define(eq=False)
 class AlongTime(NNModuleSpec, family="sequence"):
     """Shared base of the layers that act on the time axis: the axis whose role is time (``T``)
@@ -146,17 +119,6 @@ class AlongTime(NNModuleSpec, family="sequence"):
         return t, axis
 
 
-def _within_lengths(x: Padded) -> np.ndarray:
-    """For each position, the time index it takes its value from when every sequence is
-    reversed within its length (padding stays in place): an involution, shaped like ``x.data``."""
-    shape = [1] * x.data.ndim
-    steps = np.arange(x.steps)
-    shape[x.time_axis] = x.steps
-    t = steps.reshape(shape)
-    lengths = lengths_along(x.lengths, x.data.ndim, x.batch_axis)
-    return np.broadcast_to(np.where(t < lengths, lengths - 1 - t, t), x.data.shape)
-
-
 @attrs.define(eq=False)
 class Reverse(AlongTime):
     """Flip the time axis: y[t] = x[T - 1 - t]; a ``Padded`` batch is reversed within each
@@ -177,7 +139,7 @@ class Reverse(AlongTime):
 
     def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Any]:
         if isinstance(x, Padded):
-            order = _within_lengths(x)
+            order = x.reversal_order()
             return x.with_data(np.take_along_axis(x.data, order, x.time_axis)), (order, x.time_axis)
         axis = self.time_axis(ctx.in_type)
         return np.flip(x, axis=axis), (None, axis)
@@ -204,7 +166,7 @@ class LastStep(AlongTime):
     def forward(self, params: Params, x: Any, ctx: Context) -> tuple[np.ndarray, Any]:
         if isinstance(x, Padded):
             data, axis = x.data, x.time_axis
-            index = _last_index(x)
+            index = x.last_index()
             y = np.take_along_axis(data, index, axis).squeeze(axis)
             return y, (data.shape, data.dtype, axis, index)
         axis = self.time_axis(ctx.in_type)
@@ -224,14 +186,6 @@ class LastStep(AlongTime):
         where[axis] = -1
         dx[tuple(where)] = dy
         return dx, {}
-
-
-def _last_index(x: Padded) -> np.ndarray:
-    """Each sequence's last valid time index, shaped like ``x.data`` with a time axis of 1."""
-    shape = list(x.data.shape)
-    shape[x.time_axis] = 1
-    last = lengths_along(x.lengths - 1, x.data.ndim, x.batch_axis)
-    return np.broadcast_to(last, shape)
 
 
 @attrs.define(eq=False)

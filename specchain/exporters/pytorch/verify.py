@@ -100,7 +100,7 @@ def verify(
     dx, grads = model.backward(tape, dy)
 
     data, lengths = arguments.split_lengths(names, inputs)
-    if padded.found_lengths(padded.attach(data, model.in_type)):
+    if padded.found(padded.attach(data, model.in_type)):
         raise ExportError(
             "the inputs carry lengths that the model does not declare, so its exported forward "
             "takes none; start the model with sc.Input(type, name=..., lengths=True) for each "
