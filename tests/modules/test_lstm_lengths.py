@@ -407,3 +407,14 @@ def test_lstm_takes_lengths_and_its_cell_does_not() -> None:
     """The engine hands ``Padded`` values to layers that say so (the cell has no time axis)."""
     assert LSTM.takes_lengths and LSTM(IN, HID).takes_lengths
     assert not LSTMCell.takes_lengths
+
+
+def test_empty_batch_with_lengths_gives_empty_results(rng: np.random.Generator) -> None:
+    spec = _spec(np.float64, num_layers=2, bidirectional=True, proj_size=PROJ)
+    lens = np.zeros(0, np.int64)
+    data = _data(rng, np.float64, spec, lens)
+    (y, h_n, c_n), ((dx, (dh0, dc0)), grads) = _ours(spec, data, lens, state=True)
+    assert y.data.shape == (STEPS, 0, 2 * PROJ) and h_n.shape == (4, 0, PROJ)
+    assert c_n.shape == (4, 0, HID)
+    assert (dx.shape, dh0.shape, dc0.shape) == (data["x"].shape, (4, 0, PROJ), (4, 0, HID))
+    assert all(not g.any() and g.shape == spec.params[k].shape for k, g in grads.items())
