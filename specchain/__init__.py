@@ -4,6 +4,7 @@ from specchain import data, losses, models, optim, train
 from specchain.chain import LintError, SpecChain, branch, parallel, serial
 from specchain.engine import Tape
 from specchain.gradcheck import GradcheckReport, gradcheck
+from specchain.inputs import Input
 from specchain.params import seed
 from specchain.saving import ModelFileError, load
 from specchain.spec import Context, NNModuleSpec
@@ -17,6 +18,7 @@ __all__ = [
     "Context",
     "DimEnv",
     "GradcheckReport",
+    "Input",
     "LintError",
     "ModelFileError",
     "NNModuleSpec",

@@ -275,7 +275,18 @@ def parallel(*parts: Part) -> SpecChain:
         consumers, feeders = builder.add(chain)
         builder.connect([(INPUT, None, (i,))], consumers)
         builder.connect(feeders, [(OUTPUT, i, ())])
-    return SpecChain(builder.graph, TupleType(c.in_type for c in chains))
+    return SpecChain(builder.graph, TupleType((c.in_type for c in chains), _input_names(chains)))
+
+
+def _input_names(chains: list[SpecChain]) -> tuple[str, ...] | None:
+    """The item names of ``parallel``'s input: each part's ``Input`` name (``x{i}`` for a part
+    without one); None when no part starts with an ``Input``."""
+    from specchain.inputs import input_name
+
+    names = [input_name(chain) for chain in chains]
+    if all(name is None for name in names):
+        return None
+    return tuple(f"x{i}" if name is None else name for i, name in enumerate(names))
 
 
 def flatten(recipe: Any) -> list[Part]:

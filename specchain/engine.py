@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 
 from specchain import graph as g
+from specchain import padded
 from specchain.chain import SpecChain, infer_types
 from specchain.graph import INPUT, OUTPUT
 from specchain.params import DEFAULT_DTYPE, FLOAT_DTYPES, RngLike, runtime_generator
@@ -56,6 +57,9 @@ class Step:
     edges: tuple[Edge, ...]
     whole: bool
     param_names: dict[str, str]  # local name -> full (canonical) name
+    in_type: Type  # what the node receives (its roles place time and batch: ``Context.in_type``)
+    out_type: Type
+    per_step: bool  # lengths of a Padded input ride along (``NNModuleSpec.acts_per_step``)
 
 
 @attrs.frozen
@@ -78,7 +82,10 @@ def build_plan(chain: SpecChain) -> Plan:
         spec = chain.spec(node)
         edges = tuple(g.in_edges(chain.graph, node))
         names = {local: canonical[(id(spec.params), local)] for local in spec.params}
-        steps.append(Step(node, spec, edges, _is_whole(edges), names))
+        data = chain.graph.nodes[node]
+        in_type, out_type = data["in_type"], data["out_type"]
+        per_step = spec.acts_per_step(in_type)
+        steps.append(Step(node, spec, edges, _is_whole(edges), names, in_type, out_type, per_step))
     out_edges = tuple(g.in_edges(chain.graph, OUTPUT))
     return Plan(tuple(steps), out_edges, _is_whole(out_edges))
 
@@ -103,14 +110,16 @@ def forward(
     plan = chain.plan
     steps, out_edges, out_whole = plan.steps, plan.out_edges, plan.out_whole
     dtype = _params_dtype(steps)
+    x = padded.attach(x, chain.in_type)
     check_input(chain, x, dtype)
-    ctx = Context(train=bool(train), rng=runtime_generator(rng), dtype=dtype or DEFAULT_DTYPE)
+    train, generator, dtype = bool(train), runtime_generator(rng), dtype or DEFAULT_DTYPE
     values: dict[str, Value] = {INPUT: x}
     saved: dict[str, Any] = {}
     for step in steps:
         inp = _gather(values, step.edges, step.whole)
+        ctx = Context(train, generator, dtype, step.in_type)
         try:
-            values[step.node], kept = step.spec.forward(step.spec.params, inp, ctx)
+            values[step.node], kept = _run(step, inp, ctx)
         except Exception as err:
             _annotate(err, step, inp, "forward")
             raise
@@ -118,6 +127,35 @@ def forward(
             saved[step.node] = kept
     y = _gather(values, out_edges, out_whole)
     return y, Tape(chain, values if keep else {}, saved, bool(train))
+
+
+def _run(step: Step, inp: Value, ctx: Context) -> tuple[Value, Any]:
+    """One node's forward. A ``Padded`` input goes as it is to a spec that takes lengths; a
+    per-step spec gets the data and its output gets the lengths back; any other spec refuses."""
+    spec = step.spec
+    lengths = [] if spec.takes_lengths else padded.found_lengths(inp)
+    if not lengths:
+        return spec.forward(spec.params, inp, ctx)
+    if not step.per_step:
+        raise ShapeError(
+            f"{spec.kind} acts across time steps and cannot take a padded batch with lengths; "
+            "call the model without lengths, or give the layer takes_lengths = True and a "
+            "forward that reads specchain.padded.Padded values (see docs/custom_layers.md)"
+        )
+    if any(not np.array_equal(lengths[0], other) for other in lengths[1:]):
+        raise ShapeError(
+            f"{spec.kind} joins padded batches with different lengths "
+            f"({[other.tolist() for other in lengths]}); give every input the same lengths"
+        )
+    source = _first_padded(inp)
+    y, kept = spec.forward(spec.params, padded.strip(inp), ctx)
+    return padded.rewrap(y, step.out_type, source), kept
+
+
+def _first_padded(value: Value) -> padded.Padded:
+    if isinstance(value, padded.Padded):
+        return value
+    return next(_first_padded(v) for v in value if padded.found_lengths(v))
 
 
 def _params_dtype(steps: tuple[Step, ...]) -> np.dtype[Any] | None:
@@ -133,6 +171,7 @@ def check_input(chain: SpecChain, x: Value, model_dtype: np.dtype[Any] | None) -
     its float width against the parameters'. A leaf is a float32/float64 array, or an integer or
     bool array that the graph's types place (token ids, a dropout mask); other dtypes (complex,
     float16, object, strings, datetimes, ...) are refused before any arithmetic runs."""
+    x = padded.strip(x)
     concrete = type_of(x)  # refuses what is not an array or a tuple of arrays
     named = _paths(x)
     for path, leaf in named:
@@ -219,10 +258,7 @@ def _annotate(err: Exception, step: Step, inp: Value, phase: str) -> None:
     """Add the node, its kind and its input types to an error, once."""
     if getattr(err, "_specchain_node", None) is not None:
         return
-    try:
-        received = str(type_of(inp))
-    except TypeError:
-        received = type(inp).__name__
+    received = _describe(padded.strip(inp))
     context = f"in {phase} of node {step.node!r} ({step.spec.kind}, input {received})"
     err._specchain_node = step.node  # type: ignore[attr-defined]
     if isinstance(err, SpecError) and err.args and isinstance(err.args[0], str):
@@ -267,7 +303,9 @@ def backward(chain: SpecChain, tape: Tape, dy: Value) -> tuple[Value, dict[str, 
 def _check_cotangent(dy: Value, output: Value, path: tuple[int, ...] = ()) -> Value:
     """``dy`` checked against the output: the same structure, and for every float output leaf
     None (zero) or an array of its shape and exactly its dtype (never cast: a float16 ``dy``
-    would give float16 gradients, a float64 one silently wider ones)."""
+    would give float16 gradients, a float64 one silently wider ones). The cotangent of a
+    ``Padded`` output is that of its data (a ``Padded`` ``dy`` counts as its data)."""
+    output, dy = padded.strip(output), padded.strip(dy)
     if isinstance(output, tuple):
         if not isinstance(dy, (tuple, list)) or len(dy) != len(output):
             raise ShapeError(
@@ -344,7 +382,10 @@ def _add(a: Any, b: Any) -> Any:
 
 
 def materialize(cotangent: Any, value: Value) -> Value:
-    """A full cotangent for ``value``: zeros where nothing flowed, None for integer arrays."""
+    """A full cotangent for ``value``: zeros where nothing flowed, None for integer arrays (of a
+    ``Padded`` value: of its data)."""
+    if isinstance(value, padded.Padded):
+        value = value.data
     if isinstance(value, tuple):
         items = cotangent if cotangent is not None else [None] * len(value)
         return tuple(materialize(c, v) for c, v in zip(items, value, strict=False))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from specchain import padded
 from specchain.tree import leaves, tree_map
 from specchain.types import SpecError
 from specchain.validate import check_flag, check_positive
@@ -65,14 +66,16 @@ def gradcheck(
     rng: int = 0,
 ) -> GradcheckReport:
     """Compare ``model.backward`` with central differences. The model must be float64
-    (``model.to(np.float64)``); dropout-like randomness is fixed by reseeding with ``rng``."""
+    (``model.to(np.float64)``); dropout-like randomness is fixed by reseeding with ``rng``.
+    ``x`` may hold ``(x, lengths)`` pairs: the data are checked, the lengths stay fixed."""
     eps = check_positive("gradcheck", "eps", eps)
     train = check_flag("gradcheck", "train", train)
     if model.dtype not in (None, np.dtype(np.float64)):
         raise SpecError(f"gradcheck needs float64; call model.to(np.float64) (it is {model.dtype})")
+    x = padded.attach(x, model.in_type)  # (x, lengths) -> Padded, holding the same array
     y, tape = model.forward(x, train=train, rng=rng)
     if loss is None:
-        dy = _random_like(y, np.random.default_rng(12345))
+        dy = _random_like(padded.strip(y), np.random.default_rng(12345))
     else:
         _, dy = loss.value_and_grad(y, target)
 
@@ -85,15 +88,14 @@ def gradcheck(
     dx, grads = model.backward(tape, dy)
 
     def f() -> Any:
-        return tree_map(
-            np.copy, model.forward(x, train=train, rng=rng)[0]
-        )  # an output may view the input
+        y = model.forward(x, train=train, rng=rng)[0]
+        return tree_map(np.copy, padded.strip(y))  # an output may view the input
 
     pairs = {
         name: (grads[name], _numeric(f, change, p, eps))
         for name, p in model.named_parameters().items()
     }
-    for i, (leaf, d) in enumerate(zip(leaves(x), leaves(dx), strict=False)):
+    for i, (leaf, d) in enumerate(zip(leaves(padded.strip(x)), leaves(dx), strict=False)):
         if d is not None and leaf.dtype.kind == "f":
             pairs["input" if i == 0 else f"input[{i}]"] = (d, _numeric(f, change, leaf, eps))
     largest = max((float(np.max(np.abs(a), initial=0.0)) for a, _ in pairs.values()), default=0.0)

@@ -18,7 +18,17 @@ from typing import Any
 import attrs
 import numpy as np
 
-from specchain.types import ShapeError
+from specchain.types import (
+    BATCH,
+    TIME,
+    ShapeError,
+    TensorType,
+    TupleType,
+    Type,
+    has_roles,
+    role_axis,
+    role_of,
+)
 from specchain.validate import SpecTypeError
 
 
@@ -130,3 +140,57 @@ def found_lengths(value: Any) -> list[np.ndarray]:
     if isinstance(value, tuple):
         return [lengths for v in value for lengths in found_lengths(v)]
     return []
+
+
+# --- where lengths come in and ride along (used by ``specchain.engine``) --------------------------
+
+
+def axes_for(t: Type, ndim: int) -> tuple[int, int | None]:
+    """``(time axis, batch axis)`` of an ``ndim`` array of type ``t``, by the roles of its dims:
+    ``[B, T, F]`` gives ``(1, 0)``; an array one rank short of a type with a batch axis is that
+    type unbatched; a type without roles is time-major (``[T, B, ...]``, unbatched ``[T, F]``)."""
+    dims = t.dims if isinstance(t, TensorType) and not t.variadic else ()
+    if ndim == len(dims) - 1 and role_axis(dims, BATCH) is not None:  # unbatched
+        dims = tuple(d for d in dims if role_of(d) != BATCH)
+    if len(dims) == ndim and has_roles(dims):
+        time = role_axis(dims, TIME)
+        return (0 if time is None else time), role_axis(dims, BATCH)
+    return 0, (1 if ndim >= 3 else None)
+
+
+def attach(value: Any, t: Type) -> Any:
+    """A call's input with every ``(x, lengths)`` pair (or ``Padded``) where ``t`` takes one
+    tensor turned into a checked ``Padded`` whose axes follow ``t``'s roles."""
+    if isinstance(t, TensorType):
+        if isinstance(value, Padded):
+            data, lengths = value.data, value.lengths
+        elif isinstance(value, (tuple, list)) and len(value) == 2 and is_lengths(value[1]):
+            data, lengths = value
+        else:
+            return value
+        if not isinstance(data, np.ndarray):
+            return value  # the engine names what is not an array
+        padded = Padded(data, lengths, *axes_for(t, data.ndim))
+        padded.check()
+        return padded
+    if isinstance(t, TupleType) and isinstance(value, tuple) and len(value) == len(t.items):
+        return tuple(attach(v, item) for v, item in zip(value, t.items, strict=True))
+    return value
+
+
+def rewrap(value: Any, t: Type, source: Padded) -> Any:
+    """A per-step layer's output with ``source``'s lengths put back on every tensor that still
+    has a time axis (by its type's roles; by rank when the type states none)."""
+    if isinstance(value, tuple):
+        items = t.items if isinstance(t, TupleType) else (t,) * len(value)
+        return tuple(rewrap(v, item, source) for v, item in zip(value, items, strict=True))
+    if not isinstance(value, np.ndarray):
+        return value
+    dims = t.dims if isinstance(t, TensorType) and not t.variadic else ()
+    if has_roles(dims):
+        if role_axis(dims, TIME) is None:
+            return value
+        return Padded(value, source.lengths, *axes_for(t, value.ndim))
+    if value.ndim == source.data.ndim:
+        return attrs.evolve(source, data=value)
+    return value

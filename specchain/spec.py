@@ -210,6 +210,15 @@ class NNModuleSpec:
         """``(dx, dparams)``: the input cotangent (None for integer inputs) and parameter grads."""
         raise NotImplementedError
 
+    def acts_per_step(self, in_type: Type) -> bool:
+        """True if this layer treats every time step of ``in_type`` on its own, so the lengths of
+        a ``Padded`` batch ride along to its output (``specchain.padded``). By default: when its
+        own ``in_type`` states trailing dims only (``[..., F]`` or ``[...]``). A layer that acts
+        across time instead reads ``Padded`` values itself (``takes_lengths = True``) or is
+        refused one."""
+        own = self.in_type
+        return _states_nothing(own) or _open_ended(own)
+
     # --- shared behaviour ---------------------------------------------------------------------
 
     @property

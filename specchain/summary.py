@@ -5,18 +5,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from specchain.graph import INPUT
+from specchain.inputs import argument_inputs
 
 if TYPE_CHECKING:
     from specchain.chain import SpecChain
 
 
 def summary(chain: SpecChain) -> str:
-    """Columns: node, kind (with key hyper-parameters), input type, output type, parameters."""
+    """Columns: node, kind (with key hyper-parameters), input type, output type, parameters.
+    The model's named inputs (``Input`` nodes taking its input) come first, in argument order;
+    a row ``(input)`` stands for the input when other nodes take it too."""
     header = ("node", "kind", "input", "output", "params")
-    rows = [("(input)", "", "", str(chain.in_type), "")]
+    named = sorted(argument_inputs(chain).items(), key=lambda item: item[1] or 0)
+    inputs = [node for node, _ in named]  # the model's named inputs come first, in order
+    rows = []
+    if not set(chain.graph.successors(INPUT)) <= set(inputs):
+        rows.append(("(input)", "", "", str(chain.in_type), ""))
     owners = {node for node, _ in chain.parameter_owners().values()}
     counted: set[int] = set()
-    for node in chain.nodes:
+    for node in [*inputs, *(n for n in chain.nodes if n not in inputs)]:
         spec = chain.spec(node)
         details = spec.describe()
         kind = f"{spec.kind}({details})" if details else spec.kind

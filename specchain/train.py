@@ -1,14 +1,12 @@
 """Training loop, evaluation and sampling: ``fit``, ``evaluate``, ``accuracy``, ``generate``.
 
 Data convention (time-major, like ``nn.LSTM(batch_first=False)``): ``fit`` takes ``(inputs,
-targets)`` holding N examples. The batch axis of ``inputs`` is where the model's input type puts
-``B`` (axis 1 for a ``[T, B, F]`` sequence or ``int[T, B]`` token ids, axis 0 with
-``batch_first=True``); the batch axis of ``targets`` is where the model's *output* type puts
-``B``: axis 0 for ``[N]`` class labels of a many-to-one classifier (output ``[B, C]``), axis 1 for
-``[T, N]`` labels or ``[T, N, F]`` regression targets of a per-timestep model (output
-``[T, B, ...]``). When a type does not name ``B`` (a bare ``Linear`` takes ``[..., I]``), inputs
-of rank >= 3 are batched on axis 1 and others on axis 0; targets of rank 1 on axis 0, others on
-axis 1. Both sides must hold the same N.
+targets)`` holding N examples, batched on the axes ``specchain.batches`` describes (``[T, N, F]``
+inputs with ``[N]`` labels or ``[T, N, ...]`` per-step targets). Both sides must hold the same N.
+Padded batches of variable-length sequences: give the inputs as ``(x, lengths)`` (or a
+``Padded``) with ``lengths`` int ``[N]``; each mini-batch takes its examples' lengths, and the
+loss skips the padding of the model's ``Padded`` output (``specchain.losses``). Targets stay
+plain arrays (their padded positions are never read).
 """
 
 from __future__ import annotations
@@ -17,12 +15,13 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any
 
 import attrs
 import numpy as np
 from tqdm.auto import tqdm
 
+from specchain.batches import Data, Inputs, batch_axes, unpack
 from specchain.chain import SpecChain
 from specchain.interrupts import DeferredInterrupt
 from specchain.losses import Loss
@@ -30,9 +29,8 @@ from specchain.numerics import softmax
 from specchain.optim import Optimizer, clip_grad_norm
 from specchain.params import RngLike, runtime_generator
 from specchain.spec import NNModuleSpec
-from specchain.types import ShapeError, SpecError, TensorType, Type
+from specchain.types import ShapeError, SpecError
 from specchain.validate import (
-    SpecTypeError,
     check_int_array,
     check_non_negative,
     check_non_negative_int,
@@ -99,55 +97,7 @@ class History:
         return self.epoch_loss[-1] if self.epoch_loss else math.nan
 
 
-class HasData(Protocol):
-    inputs: np.ndarray
-    targets: np.ndarray
-
-
-Data = tuple[np.ndarray, np.ndarray] | HasData
 EpochCallback = Callable[[int, History], bool | None]
-
-
-# --- batch axes -------------------------------------------------------------------------------
-
-
-def _batch_position(t: Type) -> int | None:
-    if isinstance(t, TensorType) and not t.variadic and "B" in t.dims:
-        return t.dims.index("B")
-    return None
-
-
-def batch_axes(model: SpecChain, inputs: np.ndarray, targets: np.ndarray) -> tuple[int, int]:
-    """``(input axis, target axis)`` holding the examples, by the convention of this module."""
-    in_axis = _batch_position(model.in_type)
-    if in_axis is None:
-        in_axis = 1 if inputs.ndim >= 3 else 0
-    out_axis = _batch_position(model.out_type)
-    if out_axis is None or out_axis >= targets.ndim:
-        out_axis = 0 if targets.ndim == 1 else 1
-    for what, array, axis in (("inputs", inputs, in_axis), ("targets", targets, out_axis)):
-        if array.ndim <= axis:
-            raise ShapeError(
-                f"{what} of shape {list(array.shape)} have no batch axis {axis}; the model "
-                f"takes {model.in_type} and gives {model.out_type} (time-major: [T, N, ...])"
-            )
-    return in_axis, out_axis
-
-
-def _unpack(owner: str, data: Data) -> tuple[np.ndarray, np.ndarray]:
-    if hasattr(data, "inputs") and hasattr(data, "targets"):
-        inputs, targets = getattr(data, "inputs"), getattr(data, "targets")  # noqa: B009
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        inputs, targets = data
-    else:
-        raise SpecTypeError(
-            f"{owner}.data must be a pair (inputs, targets) of numpy arrays (or a "
-            f"specchain.data dataset), got {type(data).__name__}"
-        )
-    for what, array in (("inputs", inputs), ("targets", targets)):
-        if not isinstance(array, np.ndarray):
-            raise SpecTypeError(f"{owner}.{what} must be a numpy array, got {type(array).__name__}")
-    return inputs, targets
 
 
 def _as_model(model: SpecChain | NNModuleSpec) -> SpecChain:
@@ -190,7 +140,8 @@ def fit(
         model: the chain to train (its parameters are updated in place by ``optimizer``).
         data: ``(inputs, targets)`` with N examples, batched as the module docstring says
             (``[T, N, F]`` inputs with ``[N]`` labels, or ``[T, N, ...]`` targets), or a
-            ``specchain.data`` dataset (anything with ``.inputs`` and ``.targets``).
+            ``specchain.data`` dataset (anything with ``.inputs`` and ``.targets``). The inputs
+            may be ``(x, lengths)`` or a ``Padded``: a padded batch with int ``[N]`` lengths.
         loss: e.g. ``sc.losses.cross_entropy`` or ``sc.losses.mse`` (a scalar reduction).
         optimizer: an ``specchain.optim`` optimizer built on ``model``.
         epochs: passes over the data.
@@ -217,7 +168,7 @@ def fit(
     a Python-level SIGINT handler (the default); elsewhere Ctrl-C behaves as usual.
     """
     chain = _as_model(model)
-    inputs, targets = _unpack("fit", data)
+    inputs, targets = unpack("fit", data)
     epochs = check_positive_int("fit", "epochs", epochs)
     batch_size = check_positive_int("fit", "batch_size", batch_size)
     if clip is not None:
@@ -225,16 +176,17 @@ def fit(
         if not clip > 0:
             raise out_of_range("fit", "clip", "> 0 (a max gradient norm) or None", clip)
     _check_optimizer(chain, optimizer)
-    in_axis, out_axis = batch_axes(chain, inputs, targets)
-    n = inputs.shape[in_axis]
+    in_axis, out_axis = batch_axes(chain, inputs.call_input(), targets)
+    inputs.check_lengths(chain, in_axis, "fit")
+    n = inputs.data.shape[in_axis]
     if targets.shape[out_axis] != n:
         raise ShapeError(
-            f"inputs hold {n} examples on axis {in_axis} (shape {list(inputs.shape)}) but "
+            f"inputs hold {n} examples on axis {in_axis} (shape {list(inputs.data.shape)}) but "
             f"targets hold {targets.shape[out_axis]} on axis {out_axis} (shape "
             f"{list(targets.shape)}); they must match"
         )
     if n == 0:
-        raise SpecError(f"fit got no training examples (inputs of shape {list(inputs.shape)})")
+        raise SpecError(f"fit got no training examples (inputs of shape {list(inputs.data.shape)})")
     generator = runtime_generator(rng)
     history = History()
     steps_per_epoch = -(-n // batch_size)
@@ -256,7 +208,7 @@ def fit(
                 try:
                     for step in range(1, steps_per_epoch + 1):
                         index = order[(step - 1) * batch_size : step * batch_size]
-                        xb = np.take(inputs, index, axis=in_axis)
+                        xb = inputs.take(index, in_axis)
                         yb = np.take(targets, index, axis=out_axis)
                         try:
                             value, norm, grads = _gradients(chain, loss, xb, yb, generator, clip)
@@ -317,7 +269,7 @@ class _NotFinite(Exception):
 def _gradients(
     chain: SpecChain,
     loss: Loss,
-    xb: np.ndarray,
+    xb: Any,
     yb: np.ndarray,
     generator: np.random.Generator,
     clip: float | None,
@@ -340,11 +292,12 @@ def _gradients(
 # --- evaluation -------------------------------------------------------------------------------
 
 
-def evaluate(model: SpecChain, inputs: np.ndarray, targets: np.ndarray, loss: Loss) -> float:
-    """The loss of the whole set in inference mode (dropout off), in one forward pass."""
+def evaluate(model: SpecChain, inputs: Inputs, targets: np.ndarray, loss: Loss) -> float:
+    """The loss of the whole set in inference mode (dropout off), in one forward pass;
+    ``inputs`` may be ``(x, lengths)`` or a ``Padded`` (the loss then skips the padding)."""
     chain = _as_model(model)
-    inputs, targets = _unpack("evaluate", (inputs, targets))
-    return float(loss(chain(inputs), targets))
+    examples, targets = unpack("evaluate", (inputs, targets))
+    return float(loss(chain(examples.call_input()), targets))
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray, ignore_index: int | None = None) -> float:

@@ -4,6 +4,11 @@ A ``Dim`` is either a fixed size (``int``) or a symbol (``str``) such as ``"T"``
 (batch). The symbol ``"..."`` may stand first in a tensor type and means "any number of leading
 dims" (``Linear`` accepts ``[..., in_features]``).
 
+Axis roles: ``B`` is the batch axis, ``T`` and ``S`` (a second sequence, such as an attention
+source) are time axes; other symbols name sizes and have no role. Two different roles never unify,
+so ``[B, T, F]`` never passes for ``[T, B, F]``, and layers that act on time find the time axis by
+its role (``time_axis``) whatever the layout.
+
 ``TensorType(dims, dtype)`` describes one array; ``dtype`` is the *kind* ``"float"``, ``"int"`` or
 ``"bool"`` (a mask): the float width (float32 or float64) follows the model's parameters and is
 checked at call time, with every other dtype (``specchain.engine.check_input``).
@@ -24,6 +29,8 @@ import numpy as np
 Dim = int | str
 ELLIPSIS = "..."
 KINDS = ("float", "int", "bool")  # the dtype kinds a TensorType states
+TIME, BATCH = "time", "batch"
+ROLES: dict[str, str] = {"T": TIME, "S": TIME, "B": BATCH}  # symbol -> its axis role
 
 
 class SpecError(ValueError):
@@ -36,6 +43,28 @@ class ShapeError(SpecError):
 
 def format_dim(dim: Dim) -> str:
     return str(dim)
+
+
+def role_of(dim: Dim) -> str | None:
+    """``"time"``, ``"batch"`` or None (a size). A sum of symbols (``"S+T"``, a ``Concat`` along
+    time) has its parts' common role."""
+    if not isinstance(dim, str):
+        return None
+    if "+" in dim:
+        roles = {role_of(part) for part in dim.split("+") if not part.isdigit()}
+        return roles.pop() if len(roles) == 1 else None
+    return ROLES.get(dim)
+
+
+def role_axis(dims: Sequence[Dim], role: str) -> int | None:
+    """The index of the first dim with ``role`` (None if there is none, or after a ``...``)."""
+    if dims and dims[0] == ELLIPSIS:
+        return None
+    return next((k for k, d in enumerate(dims) if role_of(d) == role), None)
+
+
+def has_roles(dims: Sequence[Dim]) -> bool:
+    return any(role_of(d) is not None for d in dims)
 
 
 def _check_dim(dim: object) -> Dim:
@@ -182,8 +211,14 @@ class DimEnv:
         a, b = self.resolve(a), self.resolve(b)
         if a == b:
             return a
-        if isinstance(a, str) and a != ELLIPSIS:
-            self.bindings[a] = b
+        role_a, role_b = role_of(a), role_of(b)
+        if role_a and role_b and role_a != role_b:
+            raise ShapeError(
+                f"{what}: the {role_a} axis {a} cannot be the {role_b} axis {b} (axes of different "
+                "roles never unify)"
+            )
+        if isinstance(a, str) and a != ELLIPSIS and not (role_a and isinstance(b, str)):
+            self.bindings[a] = b  # a size symbol takes the role of the symbol it meets
             return b
         if isinstance(b, str) and b != ELLIPSIS:
             self.bindings[b] = a
@@ -251,6 +286,19 @@ class DimEnv:
             dims = (*self.prefix, *dims[1:])
         dims = tuple(self.resolve(d) for d in dims)
         return t if dims == t.dims else t.with_dims(dims)
+
+    def expect_role(self, dim: Dim, role: str, symbol: str, what: str) -> None:
+        """Refuse a ``dim`` whose role is not ``role`` (an int or a size symbol passes; a size
+        symbol becomes ``symbol``, taking its role). Sizes are not bound: two sequences of one
+        graph may have different lengths."""
+        found = role_of(self.resolve(dim))
+        if found is not None and found != role:
+            raise ShapeError(
+                f"{what}: expected the {role} axis {symbol}, got the {found} axis {dim}"
+            )
+        resolved = self.resolve(dim)
+        if isinstance(resolved, str) and found is None and resolved != ELLIPSIS:
+            self.bindings[resolved] = symbol
 
     def fix_rank(self, t: TensorType, dims: tuple[Dim, ...], what: str) -> TensorType:
         """``t`` (maybe ``[..., F]``) unified with the full ``dims``; a leading ``...`` binds to

@@ -30,7 +30,7 @@ from specchain.types import ShapeError, SpecError, TensorType, TupleType, Type
 def bilstm_like() -> sc.SpecChain:
     """The design's bidirectional shape, with Linear standing in for the LSTMs."""
     return (
-        sc.branch(Linear(8, 16), Reverse() >> Linear(8, 16) >> Reverse())
+        sc.branch(Linear(8, 16), Reverse(axis=0) >> Linear(8, 16) >> Reverse())
         >> Concat()
         >> Linear(32, 4)
     )
@@ -78,7 +78,7 @@ def test_composition_does_not_change_its_parts() -> None:
 
 
 def test_serial_matches_rshift_on_graph_and_output(rng: np.random.Generator) -> None:
-    specs = [Reverse(), Linear(8, 6), Tanh(), Linear(6, 6), Reverse(), Linear(6, 2)]
+    specs = [Reverse(axis=0), Linear(8, 6), Tanh(), Linear(6, 6), Reverse(), Linear(6, 2)]
     by_shift = specs[0] >> specs[1]
     for s in specs[2:]:
         by_shift = by_shift >> s
@@ -129,18 +129,18 @@ def test_branch_feeds_one_input_to_every_part() -> None:
 
 
 def test_branch_unifies_the_inputs_of_its_parts() -> None:
-    m = sc.branch(Reverse() >> Linear(8, 2), Linear(8, 3))
+    m = sc.branch(Reverse(axis=0) >> Linear(8, 2), Linear(8, 3))
     assert m.in_type == TensorType(("T", "B", 8))
 
 
 def test_branch_refuses_parts_with_conflicting_inputs() -> None:
     msg = "branch part 1 expects input [..., 9], but earlier parts expect [T, B, 8]: "
     with pytest.raises(ShapeError, match=re.escape(msg) + "feature size 8 != 9"):
-        sc.branch(Reverse() >> Linear(8, 4), Linear(9, 4))
+        sc.branch(Reverse(axis=0) >> Linear(8, 4), Linear(9, 4))
 
 
 def test_parallel_maps_tuple_items_through_parts(rng: np.random.Generator) -> None:
-    m = sc.parallel(Reverse() >> Linear(8, 2), Reverse() >> Linear(3, 3)) >> Concat()
+    m = sc.parallel(Reverse(axis=0) >> Linear(8, 2), Reverse(axis=0) >> Linear(3, 3)) >> Concat()
     assert m.in_type == TupleType([TensorType(("T", "B", 8)), TensorType(("T", "B", 3))])
     assert m.out_type == TensorType(("T", "B", 5))
     x = (rng.standard_normal((5, 2, 8)), rng.standard_normal((5, 2, 3)))
@@ -169,7 +169,7 @@ def test_node_names_are_deterministic_snake_case() -> None:
     m = bilstm_like()
     assert m.nodes == ["linear", "reverse", "linear_1", "reverse_1", "concat", "linear_2"]
     assert bilstm_like().nodes == m.nodes
-    assert (Reverse() >> TimeDistributed(Linear(8, 2)) >> LastStep()).nodes == [
+    assert (Reverse(axis=0) >> TimeDistributed(Linear(8, 2)) >> LastStep()).nodes == [
         "reverse",
         "time_distributed",
         "last_step",
@@ -267,7 +267,7 @@ def test_clashing_names_of_a_composed_chain_are_renumbered() -> None:
 
 
 def test_unknown_node_name_lists_the_nodes() -> None:
-    m = Reverse() >> Linear(8, 4)
+    m = Reverse(axis=0) >> Linear(8, 4)
     with pytest.raises(
         KeyError, match=re.escape("no node named 'nope'; nodes are ['reverse', 'linear']")
     ):
@@ -278,14 +278,14 @@ def test_unknown_node_name_lists_the_nodes() -> None:
 
 
 def test_symbolic_dims_propagate_to_the_input_type() -> None:
-    m = Reverse() >> Linear(8, 4)
+    m = Reverse(axis=0) >> Linear(8, 4)
     assert m.in_type == TensorType(("T", "B", 8))
     assert str(m.in_type) == "[T, B, 8]"
     assert m.out_type == TensorType(("T", "B", 4))
 
 
 def test_types_of_a_many_to_one_chain() -> None:
-    m = Reverse() >> LastStep() >> Linear(8, 3)
+    m = Reverse(axis=0) >> LastStep() >> Linear(8, 3)
     assert str(m.in_type) == "[T, B, 8]"
     assert str(m.out_type) == "[B, 3]"
     assert str(m.graph.nodes["last_step"]["out_type"]) == "[B, 8]"
@@ -304,12 +304,12 @@ def test_linear_first_keeps_leading_dims_open() -> None:
 
 
 def test_time_distributed_types() -> None:
-    m = Reverse() >> TimeDistributed(Linear(8, 3))
+    m = Reverse(axis=0) >> TimeDistributed(Linear(8, 3))
     assert str(m.out_type) == "[T, B, 3]"
 
 
 def test_select_picks_a_branch_type() -> None:
-    m = sc.branch(Reverse() >> Linear(8, 2), Reverse() >> Linear(8, 3)) >> Select(1)
+    m = sc.branch(Reverse(axis=0) >> Linear(8, 2), Reverse(axis=0) >> Linear(8, 3)) >> Select(1)
     assert str(m.out_type) == "[T, B, 3]"
 
 
@@ -346,12 +346,12 @@ def test_mismatch_message_shows_symbolic_dims() -> None:
         "feature size 16 != 32"
     )
     with pytest.raises(ShapeError, match="^" + re.escape(msg) + "$"):
-        Reverse() >> Linear(8, 16) >> Linear(32, 4)
+        Reverse(axis=0) >> Linear(8, 16) >> Linear(32, 4)
 
 
 def test_mismatch_message_names_the_merge_inputs() -> None:
     with pytest.raises(ShapeError, match=re.escape("cannot connect 'linear', 'linear_1' (out")):
-        sc.branch(Reverse() >> Linear(8, 4), Reverse() >> Linear(8, 5)) >> Add()
+        sc.branch(Reverse(axis=0) >> Linear(8, 4), Reverse(axis=0) >> Linear(8, 5)) >> Add()
 
 
 def test_mismatch_message_in_the_middle_of_serial() -> None:
@@ -369,9 +369,9 @@ def test_mismatch_message_in_the_middle_of_serial() -> None:
         bilstm_like,
         lambda: Linear(4, 4) >> Tanh(),
         lambda: sc.serial(*[Linear(3, 3) for _ in range(20)]),
-        lambda: sc.parallel(Reverse() >> Linear(8, 2), Identity()),
+        lambda: sc.parallel(Reverse(axis=0) >> Linear(8, 2), Identity()),
         lambda: sc.branch(Identity(), Identity()) >> Add(),
-        lambda: sc.branch(Reverse() >> Linear(8, 2), Reverse() >> Linear(8, 3)) >> Select(0),
+        lambda: sc.branch(Reverse(axis=0) >> Linear(8, 2), Reverse() >> Linear(8, 3)) >> Select(0),
     ],
 )
 def test_lint_passes_on_built_graphs(build: object) -> None:
@@ -460,7 +460,7 @@ def test_lint_lists_every_problem_at_once() -> None:
 
 
 def test_lint_reports_a_type_error_introduced_by_hand() -> None:
-    m = Reverse() >> Linear(8, 4) >> Tanh()
+    m = Reverse(axis=0) >> Linear(8, 4) >> Tanh()
     m.spec("linear").in_features = 5  # hyper-parameters edited behind the graph's back
     message = lint_message(m)
     assert "types do not check: cannot connect 'reverse'" in message
@@ -501,7 +501,7 @@ def test_named_parameters_use_node_and_pytorch_names() -> None:
 
 
 def test_parameterless_chain() -> None:
-    m = Reverse() >> Tanh()
+    m = Reverse(axis=0) >> Tanh()
     assert m.named_parameters() == {}
     assert m.num_params == 0
     assert m.dtype is None
@@ -516,7 +516,7 @@ def test_num_params_counts_shared_specs_once() -> None:
 
 def test_time_distributed_shares_the_wrapped_parameters() -> None:
     inner = Linear(8, 3)
-    m = Reverse() >> TimeDistributed(inner)
+    m = Reverse(axis=0) >> TimeDistributed(inner)
     assert list(m.named_parameters()) == ["time_distributed.weight", "time_distributed.bias"]
     assert m.named_parameters()["time_distributed.weight"] is inner.params["weight"]
     assert m.num_params == 27
@@ -536,7 +536,7 @@ def summary_rows(text: str) -> dict[str, list[str]]:
 def test_summary_table() -> None:
     lin = Linear(8, 8, name="lin")
     m = (
-        Reverse()
+        Reverse(axis=0)
         >> lin
         >> Tanh()
         >> lin
@@ -559,7 +559,7 @@ def test_summary_table() -> None:
         "[T, B, 64]",
         "576",
     ]
-    assert rows["last_step"] == ["LastStep(axis=0)", "[T, B, 64]", "[B, 64]", "0"]
+    assert rows["last_step"] == ["LastStep", "[T, B, 64]", "[B, 64]", "0"]
     assert rows["linear"] == ["Linear(64 -> 3, no bias)", "[B, 64]", "[B, 3]", "192"]
     assert "total parameters: 840" in lines
     assert lines[-1] == "input: [T, B, 8]  ->  output: [B, 3]"
@@ -586,7 +586,7 @@ def test_summary_shows_tuple_types_of_merges() -> None:
 
 def test_to_float64_casts_every_parameter(rng: np.random.Generator) -> None:
     lin = Linear(8, 8)
-    m = Reverse() >> lin >> Tanh() >> lin >> TimeDistributed(Linear(8, 3))
+    m = Reverse(axis=0) >> lin >> Tanh() >> lin >> TimeDistributed(Linear(8, 3))
     assert m.dtype == np.float32
     before = {k: v.copy() for k, v in m.named_parameters().items()}
     assert m.to(np.float64) is m
@@ -618,7 +618,7 @@ def test_to_refuses_non_float32_64(dtype: object) -> None:
 
 
 def test_repr_shows_types_and_nodes() -> None:
-    assert repr(Reverse() >> Linear(8, 4)) == (
+    assert repr(Reverse(axis=0) >> Linear(8, 4)) == (
         "SpecChain([T, B, 8] -> [T, B, 4], nodes=['reverse', 'linear'])"
     )
 

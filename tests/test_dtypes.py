@@ -41,7 +41,7 @@ def exact(message: str) -> str:
 
 def model() -> sc.SpecChain:
     """float32 parameters, input ``[T, B, 8]``."""
-    return Reverse() >> Linear(8, 4) >> Tanh()
+    return Reverse(axis=0) >> Linear(8, 4) >> Tanh()
 
 
 def pair_model() -> sc.SpecChain:

@@ -60,7 +60,7 @@ def test_a_value_added_to_itself_gets_twice_the_gradient(rng: np.random.Generato
 
 def test_shared_spec_gets_the_sum_of_its_gradients_like_torch(rng: np.random.Generator) -> None:
     lin = Linear(6, 6, name="lin")
-    m = (Reverse() >> lin >> Tanh() >> lin >> Linear(6, 3)).to(np.float64)
+    m = (Reverse(axis=0) >> lin >> Tanh() >> lin >> Linear(6, 3)).to(np.float64)
     x = rng.standard_normal((5, 2, 6))
     dy = rng.standard_normal((5, 2, 3))
     y, tape = m.forward(x, train=True, rng=0)
@@ -108,7 +108,7 @@ def test_bidirectional_shape_matches_torch(rng: np.random.Generator) -> None:
 def test_grads_are_keyed_like_named_parameters_with_zeros_where_unused(
     rng: np.random.Generator,
 ) -> None:
-    m = sc.branch(Reverse() >> Linear(8, 2), Reverse() >> Linear(8, 3)) >> Select(0)
+    m = sc.branch(Reverse(axis=0) >> Linear(8, 2), Reverse(axis=0) >> Linear(8, 3)) >> Select(0)
     x = rng.standard_normal((3, 2, 8)).astype(np.float32)
     y, tape = m.forward(x)
     assert y.shape == (3, 2, 2)
@@ -218,7 +218,7 @@ def test_execution_order_is_deterministic(rng: np.random.Generator) -> None:
 
 
 def test_inference_call_matches_forward(rng: np.random.Generator) -> None:
-    m = Reverse() >> Linear(8, 4) >> Tanh()
+    m = Reverse(axis=0) >> Linear(8, 4) >> Tanh()
     x = rng.standard_normal((3, 2, 8)).astype(np.float32)
     y, tape = m.forward(x, train=True, rng=0)
     np.testing.assert_array_equal(m(x), y)
@@ -231,7 +231,7 @@ def test_inference_call_matches_forward(rng: np.random.Generator) -> None:
 
 @pytest.fixture
 def model() -> sc.SpecChain:
-    return Reverse() >> Linear(8, 4) >> Tanh()
+    return Reverse(axis=0) >> Linear(8, 4) >> Tanh()
 
 
 def test_wrong_input_rank(model: sc.SpecChain) -> None:
@@ -319,7 +319,7 @@ def test_dy_of_the_wrong_shape(model: sc.SpecChain) -> None:
 
 
 def test_backward_with_a_tape_from_another_chain(model: sc.SpecChain) -> None:
-    twin = Reverse() >> Linear(8, 4) >> Tanh()
+    twin = Reverse(axis=0) >> Linear(8, 4) >> Tanh()
     y, tape = twin.forward(np.zeros((3, 2, 8), dtype=np.float32))
     msg = "this tape was recorded by another chain; pass the tape from its forward"
     with pytest.raises(SpecError, match="^" + re.escape(msg) + "$"):
@@ -327,7 +327,7 @@ def test_backward_with_a_tape_from_another_chain(model: sc.SpecChain) -> None:
 
 
 def test_error_inside_forward_names_the_node_once() -> None:
-    m = Reverse() >> Linear(8, 8) >> LastStep() >> Linear(8, 2)
+    m = Reverse(axis=0) >> Linear(8, 8) >> LastStep() >> Linear(8, 2)
     msg = (
         "in forward of node 'last_step' (LastStep, input [0, 2, 8]): "
         "LastStep needs at least one time step, got T = 0 in shape [0, 2, 8]"
@@ -341,7 +341,7 @@ def test_error_inside_forward_names_the_node_once() -> None:
 
 
 def test_non_spec_errors_inside_forward_get_one_note(rng: np.random.Generator) -> None:
-    m = Reverse() >> Linear(8, 4) >> Tanh()
+    m = Reverse(axis=0) >> Linear(8, 4) >> Tanh()
     m.spec("linear").params["weight"] = np.zeros((4, 5), dtype=np.float32)  # corrupted by hand
     with pytest.raises(ValueError, match="matmul") as info:
         m(rng.standard_normal((3, 2, 8)).astype(np.float32))
@@ -349,7 +349,7 @@ def test_non_spec_errors_inside_forward_get_one_note(rng: np.random.Generator) -
 
 
 def test_errors_inside_backward_name_the_node(rng: np.random.Generator) -> None:
-    m = Reverse() >> Linear(8, 4) >> Tanh()
+    m = Reverse(axis=0) >> Linear(8, 4) >> Tanh()
     y, tape = m.forward(rng.standard_normal((3, 2, 8)).astype(np.float32))
     m.spec("linear").params["weight"] = np.zeros((5, 8), dtype=np.float32)  # corrupted by hand
     with pytest.raises(ValueError, match="matmul") as info:
@@ -369,7 +369,7 @@ def test_backward_needs_a_recorded_tape(model: sc.SpecChain) -> None:
 
 
 def test_nan_propagates_without_warnings(rng: np.random.Generator) -> None:
-    m = (Reverse() >> Linear(8, 4) >> Tanh() >> Linear(4, 2)).to(np.float64)
+    m = (Reverse(axis=0) >> Linear(8, 4) >> Tanh() >> Linear(4, 2)).to(np.float64)
     x = rng.standard_normal((3, 2, 8))
     x[1, 0, 3] = np.nan
     with warnings.catch_warnings():

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import specchain as sc
+from specchain.models import zoo
 from specchain.modules import (
     Add,
     Concat,
@@ -28,7 +29,7 @@ from tests.helpers import assert_close64, assert_gradcheck, load_torch, run_chai
 
 
 def test_bidirectional_dag(rng: np.random.Generator) -> None:
-    model = sc.branch(Linear(8, 16), Reverse() >> Linear(8, 16) >> Reverse()) >> Concat()
+    model = sc.branch(Linear(8, 16), Reverse(axis=0) >> Linear(8, 16) >> Reverse()) >> Concat()
     model = model >> Linear(32, 4)
     assert (str(model.in_type), str(model.out_type)) == ("[T, B, 8]", "[T, B, 4]")
     report = assert_gradcheck(model, rng.standard_normal((4, 2, 8)))
@@ -69,7 +70,7 @@ def test_spec_shared_through_time_distributed(rng: np.random.Generator) -> None:
 
 
 def test_parallel(rng: np.random.Generator) -> None:
-    model = sc.parallel(Linear(3, 4) >> Tanh(), Reverse() >> Linear(2, 4)) >> Select(1)
+    model = sc.parallel(Linear(3, 4) >> Tanh(), Reverse(axis=0) >> Linear(2, 4)) >> Select(1)
     assert str(model.in_type) == "([..., 3], [T, B, 2])"
     x = (rng.standard_normal((5, 3)), rng.standard_normal((4, 2, 2)))
     report = assert_gradcheck(model, x)
@@ -101,7 +102,7 @@ def test_residual(rng: np.random.Generator) -> None:
 
 def test_stacked_residuals_and_heads(rng: np.random.Generator) -> None:
     block = sc.branch(Identity(), Linear(4, 4) >> ReLU() >> Linear(4, 4)) >> Add()
-    model = TimeDistributed(Linear(3, 4)) >> block >> block >> Reverse() >> LastStep()
+    model = TimeDistributed(Linear(3, 4)) >> block >> block >> Reverse(axis=0) >> LastStep()
     model = model >> Linear(4, 2)
     assert str(model.out_type) == "[B, 2]"
     x = rng.standard_normal((5, 3, 3))
@@ -176,3 +177,12 @@ def test_catches_a_wrong_parameter_gradient(rng: np.random.Generator) -> None:
     assert report.errors["head.weight"] == pytest.approx(0.5, rel=1e-4)
     assert report.errors["head.bias"] < 1e-7 and report.errors["input"] < 1e-7
     assert report.worst == report.errors["head.weight"]
+
+
+@pytest.mark.parametrize("build", [zoo.classifier, zoo.bilstm], ids=["classifier", "bilstm"])
+def test_finite_differences_with_lengths(build: Any, rng: np.random.Generator) -> None:
+    model = build(3, 4, 2).to(np.float64)
+    x, lengths = rng.standard_normal((5, 3, 3)), np.array([5, 1, 3])
+    report = sc.gradcheck(model, (x, lengths))
+    assert report.passed(1e-7), report
+    assert set(report.errors) == {*model.named_parameters(), "input"}

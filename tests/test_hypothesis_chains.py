@@ -44,11 +44,16 @@ ACTIVATIONS = {"tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU, "identity": Ident
 
 
 @st.composite
-def single_op(draw: st.DrawFn, feature: int | None, out: int | None = None) -> Op:
+def single_op(
+    draw: st.DrawFn, feature: int | None, out: int | None = None, stepped: bool = False
+) -> Op:
     """One shape-preserving or feature-changing op on ``[..., feature]``; ``out`` forces the
-    output feature size (for the parts of an ``Add``)."""
+    output feature size (for the parts of an ``Add``). After ``LastStep`` (``stepped``) there is
+    no time axis: ``Reverse`` and ``TimeDistributed`` would be refused."""
     keep_ok = out is None or out == feature
-    kinds = (["act", "reverse"] if keep_ok else []) + (["linear", "td"] if feature else [])
+    timed = [] if stepped else ["reverse"]
+    kinds = (["act", *timed] if keep_ok else []) + (["linear"] if feature else [])
+    kinds += ["td"] if feature and not stepped else []
     kind = draw(st.sampled_from(kinds))
     if kind == "act":
         return ("act", draw(st.sampled_from(sorted(ACTIVATIONS))))
@@ -61,7 +66,7 @@ def single_op(draw: st.DrawFn, feature: int | None, out: int | None = None) -> O
 
 
 @st.composite
-def branch_op(draw: st.DrawFn, feature: int) -> tuple[Op, int]:
+def branch_op(draw: st.DrawFn, feature: int, stepped: bool) -> tuple[Op, int]:
     """``branch(part, part[, part]) >> Concat()`` or ``>> Add()``; returns the op and its
     output feature size."""
     merge = draw(st.sampled_from(["concat", "add"]))
@@ -69,7 +74,7 @@ def branch_op(draw: st.DrawFn, feature: int) -> tuple[Op, int]:
     out = draw(st.sampled_from([feature, draw(SIZES)])) if merge == "add" else None
     parts, sizes = [], []
     for _ in range(n_parts):
-        first = draw(single_op(feature, out))
+        first = draw(single_op(feature, out, stepped))
         size = _out_feature(first, feature)
         part = [first]
         if draw(st.booleans()):
@@ -112,10 +117,10 @@ def architectures(draw: st.DrawFn) -> dict[str, Any]:
             stepped = True
         elif choice == "branch":
             assert feature is not None
-            op, feature = draw(branch_op(feature))
+            op, feature = draw(branch_op(feature, stepped))
             ops.append(op)
         else:
-            op = draw(single_op(feature))
+            op = draw(single_op(feature, stepped=stepped))
             ops.append(op)
             feature = _out_feature(op, feature)
     out_feature = feature if feature is not None else f0

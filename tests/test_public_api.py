@@ -50,3 +50,15 @@ def test_design_users_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
     lm = sc.models.language_model(vocab_size=50, hidden_size=64, num_layers=2, dropout=0.2)
     assert str(lm.in_type) == "int[T, B]" and str(lm.out_type) == "[T, B, 50]"
+
+
+def test_named_inputs_as_the_issue_shows() -> None:
+    """``sc.Input(type, name=...)``: the names type the chain and become its input's item names."""
+    import specchain as sc
+    from specchain.modules import LSTM
+
+    x = sc.Input(sc.TensorType(("T", "B", 8)), name="x")
+    state = sc.TensorType((1, "B", 16))
+    model = sc.parallel(x, sc.Input(sc.TupleType((state, state)), name="state")) >> LSTM(8, 16)
+    assert model.in_type.names == ("x", "state")  # type: ignore[union-attr]
+    assert str(model.in_type) == "(x: [T, B, 8], state: ([1, B, 16], [1, B, 16]))"

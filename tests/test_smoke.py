@@ -5,7 +5,7 @@ from specchain.modules import Concat, Linear, Reverse
 
 
 def test_bidirectional_shape_and_gradcheck(rng: np.random.Generator) -> None:
-    model = sc.branch(Linear(8, 16), Reverse() >> Linear(8, 16) >> Reverse()) >> Concat()
+    model = sc.branch(Linear(8, 16), Reverse(axis=0) >> Linear(8, 16) >> Reverse()) >> Concat()
     model = model >> Linear(32, 4)
     assert str(model.in_type) == "[T, B, 8]" and str(model.out_type) == "[T, B, 4]"
     model.to(np.float64)

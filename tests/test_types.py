@@ -157,9 +157,22 @@ def test_conflict_at_call_time_says_expected_and_got() -> None:
 
 def test_unify_binds_symbols_across_dims() -> None:
     dims = DimEnv()
-    out = dims.unify(TensorType(("T", "B", 8)), TensorType(("S", "S", 8)))
-    assert out == TensorType(("S", "S", 8))
-    assert dims.resolve("T") == "S" and dims.resolve("B") == "S"
+    out = dims.unify(TensorType(("N", "M", 8)), TensorType(("K", "K", 8)))
+    assert out == TensorType(("K", "K", 8))
+    assert dims.resolve("N") == "K" and dims.resolve("M") == "K"
+
+
+def test_axes_of_different_roles_never_unify() -> None:
+    with pytest.raises(ShapeError, match=r"^dim 1: the batch axis B cannot be the time axis T "):
+        DimEnv().unify(TensorType(("T", "B", 8)), TensorType(("S", "T", 8)))
+
+
+def test_a_size_symbol_takes_the_role_it_meets() -> None:
+    dims = DimEnv()
+    assert dims.equal("N", "T") == "T" and dims.equal("B", "M") == "B"
+    assert (dims.resolve("N"), dims.resolve("M")) == ("T", "B")
+    with pytest.raises(ShapeError, match="the time axis T cannot be the batch axis B"):
+        dims.equal("N", "M")
 
 
 def test_unify_repeated_symbol_must_be_consistent() -> None:

@@ -1,6 +1,9 @@
 """The model zoo: the TorchLean LSTM models as ``SpecChain`` builders with symbolic ``T`` and ``B``.
 
-Node names are chosen to read well as attributes of the exported PyTorch module.
+Node names are chosen to read well as attributes of the exported PyTorch module. Every model takes
+a padded batch as ``(x, lengths)`` where a sequence goes in; ``lengths=True`` also declares it
+(an ``Input(..., lengths=True)`` first): the diagram shows the lengths input and the exported
+``forward`` takes them (``forward(self, x, x_lengths)``) and packs the sequence for ``nn.LSTM``.
 """
 
 from __future__ import annotations
@@ -11,30 +14,55 @@ from typing import Any
 import attrs
 import numpy as np
 
-from specchain.chain import SpecChain, serial
+from specchain.chain import Part, SpecChain, parallel, serial
+from specchain.inputs import Input
 from specchain.modules.attention import AttentionLSTM
 from specchain.modules.dropout import Dropout
 from specchain.modules.embedding import Embedding, OneHot
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM
 from specchain.modules.sequence import LastStep
+from specchain.types import TensorType
 
 
-def seq2seq(input_size: int, hidden_size: int, output_size: int) -> SpecChain:
+def sequence_input(features: int | None, lengths: bool, name: str = "x") -> list[Part]:
+    """``[Input([T, B, features], lengths=True)]`` (``int[T, B]`` tokens for ``None``) when the
+    model declares lengths; nothing otherwise."""
+    if not lengths:
+        return []
+    t = TensorType(("T", "B"), "int") if features is None else TensorType(("T", "B", features))
+    return [Input(t, name=name, lengths=True)]
+
+
+def seq2seq(
+    input_size: int, hidden_size: int, output_size: int, lengths: bool = False
+) -> SpecChain:
     """LSTM with a per-timestep head: ``[T, B, I]`` -> ``[T, B, O]``."""
-    return LSTM(input_size, hidden_size) >> Linear(hidden_size, output_size, name="head")
-
-
-def classifier(input_size: int, hidden_size: int, num_classes: int) -> SpecChain:
-    """Many-to-one: the last hidden state to class logits, ``[T, B, I]`` -> ``[B, C]``."""
     return serial(
-        LSTM(input_size, hidden_size), LastStep(), Linear(hidden_size, num_classes, name="head")
+        *sequence_input(input_size, lengths),
+        LSTM(input_size, hidden_size),
+        Linear(hidden_size, output_size, name="head"),
     )
 
 
-def two_layer(input_size: int, hidden_size: int, output_size: int) -> SpecChain:
+def classifier(
+    input_size: int, hidden_size: int, num_classes: int, lengths: bool = False
+) -> SpecChain:
+    """Many-to-one: the last hidden state to class logits, ``[T, B, I]`` -> ``[B, C]``."""
+    return serial(
+        *sequence_input(input_size, lengths),
+        LSTM(input_size, hidden_size),
+        LastStep(),
+        Linear(hidden_size, num_classes, name="head"),
+    )
+
+
+def two_layer(
+    input_size: int, hidden_size: int, output_size: int, lengths: bool = False
+) -> SpecChain:
     """Two LSTM layers as two specs (TorchLean's two-layer model) and a per-timestep head."""
     return serial(
+        *sequence_input(input_size, lengths),
         LSTM(input_size, hidden_size, name="lstm1"),
         LSTM(hidden_size, hidden_size, name="lstm2"),
         Linear(hidden_size, output_size, name="head"),
@@ -42,11 +70,18 @@ def two_layer(input_size: int, hidden_size: int, output_size: int) -> SpecChain:
 
 
 def stacked(
-    input_size: int, hidden_size: int, output_size: int, num_layers: int = 3, dropout: float = 0.0
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    num_layers: int = 3,
+    dropout: float = 0.0,
+    lengths: bool = False,
 ) -> SpecChain:
     """An N-layer LSTM (one ``nn.LSTM(num_layers=N)``) and a per-timestep head."""
     lstm = LSTM(input_size, hidden_size, num_layers=num_layers, dropout=dropout)
-    return lstm >> Linear(hidden_size, output_size, name="head")
+    return serial(
+        *sequence_input(input_size, lengths), lstm, Linear(hidden_size, output_size, name="head")
+    )
 
 
 def language_model(
@@ -55,6 +90,7 @@ def language_model(
     num_layers: int = 1,
     dropout: float = 0.0,
     one_hot: bool = False,
+    lengths: bool = False,
 ) -> SpecChain:
     """Embedding -> LSTM stack -> Dropout -> projection to the vocabulary (PyTorch semantics).
 
@@ -67,6 +103,7 @@ def language_model(
         else Embedding(vocab_size, hidden_size, name="embedding")
     )
     return serial(
+        *sequence_input(None, lengths, name="tokens"),
         embed,
         LSTM(hidden_size, hidden_size, num_layers=num_layers, dropout=dropout),
         Dropout(dropout),
@@ -74,15 +111,23 @@ def language_model(
     )
 
 
-def bilstm(input_size: int, hidden_size: int, output_size: int) -> SpecChain:
+def bilstm(input_size: int, hidden_size: int, output_size: int, lengths: bool = False) -> SpecChain:
     """A bidirectional LSTM and a per-timestep head on both directions: ``[T, B, 2H]`` -> O."""
     lstm = LSTM(input_size, hidden_size, bidirectional=True)
-    return lstm >> Linear(2 * hidden_size, output_size, name="head")
+    head = Linear(2 * hidden_size, output_size, name="head")
+    return serial(*sequence_input(input_size, lengths), lstm, head)
 
 
-def attention_seq2seq(input_size: int, hidden_size: int, output_size: int) -> SpecChain:
+def attention_seq2seq(
+    input_size: int, hidden_size: int, output_size: int, lengths: bool = False
+) -> SpecChain:
     """TorchLean's attention encoder/decoder: ``(source, decoder_inputs)`` -> ``[T, B, O]``."""
-    return AttentionLSTM(input_size, hidden_size, output_size, name="attention").as_chain()
+    attention = AttentionLSTM(input_size, hidden_size, output_size, name="attention")
+    if not lengths:
+        return attention.as_chain()
+    source = Input(TensorType(("S", "B", input_size)), name="source", lengths=True)
+    targets = Input(TensorType(("T", "B", input_size)), name="decoder_inputs", lengths=True)
+    return parallel(source, targets) >> attention
 
 
 # --- the built-in models, with example inputs, for the demo, the CLI and the tests -----------
@@ -93,13 +138,34 @@ class ZooEntry:
     """A zoo model with default sizes and a maker of example inputs."""
 
     name: str
-    build: Callable[[], SpecChain]
+    build: Callable[..., SpecChain]  # build(lengths=False): lengths=True declares them
     example: Callable[[np.random.Generator, int, int, Any], Any]
 
     def example_input(
-        self, rng: np.random.Generator, steps: int = 5, batch: int = 3, dtype: Any = np.float32
+        self,
+        rng: np.random.Generator,
+        steps: int = 5,
+        batch: int = 3,
+        dtype: Any = np.float32,
+        lengths: bool = False,
     ) -> Any:
-        return self.example(rng, steps, batch, np.dtype(dtype))
+        """An example input; with ``lengths=True`` every sequence comes as ``(x, lengths)`` with
+        lengths drawn in ``1..T`` (the first example is full, the batch unsorted), as a padded
+        text batch is."""
+        x = self.example(rng, steps, batch, np.dtype(dtype))
+        if not lengths:
+            return x
+        if isinstance(x, tuple):
+            return tuple((item, example_lengths(rng, item.shape[0], batch)) for item in x)
+        return x, example_lengths(rng, steps, batch)
+
+
+def example_lengths(rng: np.random.Generator, steps: int, batch: int) -> np.ndarray:
+    """``batch`` lengths in ``1..steps``, the first equal to ``steps``, in random order."""
+    lengths = rng.integers(1, steps + 1, size=batch)
+    if batch:
+        lengths[0] = steps
+    return lengths
 
 
 def _floats(size: int) -> Callable[[np.random.Generator, int, int, Any], Any]:
@@ -127,16 +193,30 @@ def _source_and_target(size: int) -> Callable[[np.random.Generator, int, int, An
 ZOO: dict[str, ZooEntry] = {
     entry.name: entry
     for entry in (
-        ZooEntry("seq2seq", lambda: seq2seq(8, 32, 4), _floats(8)),
-        ZooEntry("classifier", lambda: classifier(8, 32, 3), _floats(8)),
-        ZooEntry("two_layer", lambda: two_layer(8, 32, 4), _floats(8)),
-        ZooEntry("stacked", lambda: stacked(8, 32, 4, num_layers=3, dropout=0.1), _floats(8)),
+        ZooEntry("seq2seq", lambda lengths=False: seq2seq(8, 32, 4, lengths=lengths), _floats(8)),
+        ZooEntry(
+            "classifier", lambda lengths=False: classifier(8, 32, 3, lengths=lengths), _floats(8)
+        ),
+        ZooEntry(
+            "two_layer", lambda lengths=False: two_layer(8, 32, 4, lengths=lengths), _floats(8)
+        ),
+        ZooEntry(
+            "stacked",
+            lambda lengths=False: stacked(8, 32, 4, num_layers=3, dropout=0.1, lengths=lengths),
+            _floats(8),
+        ),
         ZooEntry(
             "language_model",
-            lambda: language_model(50, 64, num_layers=2, dropout=0.2),
+            lambda lengths=False: language_model(
+                50, 64, num_layers=2, dropout=0.2, lengths=lengths
+            ),
             _tokens(50),
         ),
-        ZooEntry("bilstm", lambda: bilstm(8, 16, 4), _floats(8)),
-        ZooEntry("attention_seq2seq", lambda: attention_seq2seq(8, 16, 4), _source_and_target(8)),
+        ZooEntry("bilstm", lambda lengths=False: bilstm(8, 16, 4, lengths=lengths), _floats(8)),
+        ZooEntry(
+            "attention_seq2seq",
+            lambda lengths=False: attention_seq2seq(8, 16, 4, lengths=lengths),
+            _source_and_target(8),
+        ),
     )
 }

@@ -22,6 +22,15 @@ with no further parameters, so the decoder-state half of ``attention_weights`` a
 amount to every source position and cancels in the softmax. Those weights get an exactly zero
 gradient; a tanh-scored (Bahdanau) variant would differ.
 
+Variable lengths (``takes_lengths``): either input may be a time-major ``Padded`` (a chain called
+with ``((source, source_lengths), (decoder_inputs, target_lengths))``, or one of them plain). With
+source lengths the encoder runs each sequence over its own steps only (``h_{-1}, c_{-1}`` are its
+state at its last step, as torch's packed LSTM gives) and the softmax runs over each example's
+valid positions only: the weights ``alpha`` of the others are exactly zero. With decoder lengths
+the output is ``Padded(y, target_lengths)``, ``y`` exactly zero at and past each length, and the
+cotangent there is ignored. Each example of a padded batch gets what it gets alone, and no
+gradient comes from or reaches padding (padding holding NaN included).
+
 Parameters are those of the parts, under ``encoder.``, ``decoder.``, ``attention_weights.`` and
 ``output.`` (``encoder.weight_ih_l0``, ``decoder.weight_ih``, ...), matching a PyTorch module with
 submodules ``nn.LSTM``, ``nn.LSTMCell`` and two ``nn.Linear``.
@@ -29,20 +38,23 @@ submodules ``nn.LSTM``, ``nn.LSTMCell`` and two ``nn.Linear``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
+from specchain import padded
 from specchain.exporters import pytorch
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM, LSTMCell
 from specchain.numerics import softmax
+from specchain.padded import Padded
 from specchain.params import ParamDecl
 from specchain.spec import Context, NNModuleSpec, Params, positive_int
-from specchain.types import DimEnv, ShapeError, TensorType, TupleType, Type
+from specchain.types import BATCH, TIME, DimEnv, ShapeError, TensorType, TupleType, Type
 
 PARTS = ("encoder", "decoder", "attention_weights", "output")
+NAMES = ("source", "decoder_inputs")
 
 
 @attrs.define(eq=False)
@@ -56,6 +68,8 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
     hidden_size: int = attrs.field(validator=positive_int)
     output_size: int = attrs.field(validator=positive_int)
     parts: dict[str, NNModuleSpec] = attrs.field(init=False, repr=False)
+
+    takes_lengths: ClassVar[bool] = True  # forward reads Padded source and decoder inputs
 
     def __attrs_post_init__(self) -> None:
         i, h, o = self.input_size, self.hidden_size, self.output_size
@@ -97,8 +111,7 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
         if not isinstance(in_type, TupleType) or len(in_type.items) != 2:
             raise ShapeError(f"AttentionLSTM takes (source, decoder_inputs), got {in_type}")
         source, target = (
-            self._sequence(t, what, dims)
-            for t, what in zip(in_type.items, ("source", "decoder_inputs"))
+            self._sequence(t, what, dims) for t, what in zip(in_type.items, NAMES, strict=True)
         )
         if source.dims[0] == 0:
             raise ShapeError("AttentionLSTM needs at least one source step, got S = 0")
@@ -109,67 +122,143 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
         if not isinstance(t, TensorType) or t.dtype != "float" or t.rank != 3:
             raise ShapeError(f"{what} must be a float [len, B, {self.input_size}], got {t}")
         dims.equal(t.dims[2], self.input_size, f"{what} feature size")
+        symbol = "S" if what == "source" else "T"
+        dims.expect_role(t.dims[0], TIME, symbol, f"{what} dim 0")
+        dims.expect_role(t.dims[1], BATCH, "B", f"{what} dim 1")
         return t
 
     # --- forward / backward -------------------------------------------------------------------
 
-    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[np.ndarray, Any]:
-        source, target = x
-        if source.shape[0] == 0:
+    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Saved]:
+        """``x = (source, decoder_inputs)``, each a ``[len, B, I]`` array or a time-major
+        ``Padded``. Output ``[T, B, O]``, or ``Padded(y, decoder lengths)`` with ``y`` exactly
+        zero past each length when the decoder inputs carry lengths."""
+        source, target = (_time_major(value, what) for value, what in zip(x, NAMES, strict=True))
+        source_data, target_data = padded.strip(source), padded.strip(target)
+        if source_data.shape[0] == 0:
             raise ShapeError("AttentionLSTM needs at least one source step, got S = 0")
-        if target.shape[1] != source.shape[1]:
+        if target_data.shape[1] != source_data.shape[1]:
             raise ShapeError(
-                f"batch: source has {source.shape[1]}, decoder_inputs {target.shape[1]}"
+                f"batch: source has {source_data.shape[1]}, decoder_inputs {target_data.shape[1]}"
             )
+        source_valid, target_valid = _valid_steps(source), _valid_steps(target)
+        if target_valid is not None:  # padding never reaches a weight, even when it holds NaN
+            target_data = np.where(target_valid[..., None], target_data, 0)
         parts, sub = self.parts, _split_params(params)
-        (enc_out, (h, c)), enc_saved = parts["encoder"].forward(sub["encoder"], source, ctx)
-        h, c = h[0], c[0]
+        (encoded, (h, c)), enc_saved = parts["encoder"].forward(sub["encoder"], source, ctx)
+        enc_out = padded.strip(encoded)  # zero past each source length
+        h, c = h[0], c[0]  # each example's state at its own last source step
         steps = []
-        hs = np.empty((target.shape[0], *h.shape), dtype=h.dtype)
-        for t in range(target.shape[0]):
+        hs = np.empty((target_data.shape[0], *h.shape), dtype=h.dtype)
+        for t in range(target_data.shape[0]):
             pair = np.concatenate([np.broadcast_to(h, enc_out.shape), enc_out], axis=2)
             scores, score_saved = parts["attention_weights"].forward(
                 sub["attention_weights"], pair, ctx
             )
-            alpha = softmax(scores[..., 0], axis=0)  # [S, B]
+            alpha = masked_softmax(scores[..., 0], source_valid)  # [S, B]
             context = np.einsum("sb,sbh->bh", alpha, enc_out)
-            step_in = np.concatenate([target[t], context], axis=1)
+            step_in = np.concatenate([target_data[t], context], axis=1)
             (h, c), cell_saved = parts["decoder"].forward(sub["decoder"], (step_in, (h, c)), ctx)
             hs[t] = h
-            steps.append((score_saved, alpha, cell_saved))
+            steps.append(DecoderStep(score_saved, alpha, cell_saved))
         y, out_saved = parts["output"].forward(sub["output"], hs, ctx)
-        return y, (enc_saved, enc_out, steps, out_saved)
+        saved = Saved(enc_saved, enc_out, tuple(steps), out_saved, target_valid)
+        if target_valid is None:
+            return y, saved
+        return Padded(np.where(target_valid[..., None], y, 0), target.lengths), saved
 
-    def backward(self, params: Params, saved: Any, dy: np.ndarray) -> tuple[Any, Params]:
-        enc_saved, enc_out, steps, out_saved = saved
+    def backward(self, params: Params, saved: Saved, dy: np.ndarray) -> tuple[Any, Params]:
+        """``dy [T, B, O]`` (plain; ignored past each decoder length) -> ``((d_source,
+        d_decoder_inputs), grads)``, both exactly zero on padding."""
         parts, sub = self.parts, _split_params(params)
-        d_hs, grads = parts["output"].backward(sub["output"], out_saved, dy)
+        if saved.target_valid is not None:
+            dy = np.where(saved.target_valid[..., None], dy, 0)
+        d_hs, grads = parts["output"].backward(sub["output"], saved.out_saved, dy)
         totals = {f"output.{k}": v for k, v in grads.items()}
+        enc_out = saved.enc_out
         d_enc = np.zeros_like(enc_out)
-        d_target = np.empty((len(steps), *d_hs.shape[1:-1], self.input_size), dtype=dy.dtype)
+        d_target = np.empty((len(saved.steps), *d_hs.shape[1:-1], self.input_size), dy.dtype)
         dh = np.zeros_like(d_hs[0])
         dc = np.zeros_like(dh)
         hidden = self.hidden_size
-        for t in range(len(steps) - 1, -1, -1):
-            score_saved, alpha, cell_saved = steps[t]
+        for t in range(len(saved.steps) - 1, -1, -1):
+            step = saved.steps[t]
+            alpha = step.alpha
             (d_in, (dh, dc)), g = parts["decoder"].backward(
-                sub["decoder"], cell_saved, (d_hs[t] + dh, dc)
+                sub["decoder"], step.cell_saved, (d_hs[t] + dh, dc)
             )
             _accumulate(totals, "decoder", g)
             d_target[t], d_context = d_in[:, : self.input_size], d_in[:, self.input_size :]
             d_alpha = np.einsum("bh,sbh->sb", d_context, enc_out)
             d_enc += alpha[..., None] * d_context
+            # masked positions have alpha = 0, so their score gradient is exactly zero too
             d_scores = alpha * (d_alpha - (alpha * d_alpha).sum(axis=0, keepdims=True))
             d_pair, g = parts["attention_weights"].backward(
-                sub["attention_weights"], score_saved, d_scores[..., None]
+                sub["attention_weights"], step.score_saved, d_scores[..., None]
             )
             _accumulate(totals, "attention_weights", g)
             dh = dh + d_pair[:, :, :hidden].sum(axis=0)
             d_enc += d_pair[:, :, hidden:]
         d_state = (dh[None], dc[None])
-        d_source, g = parts["encoder"].backward(sub["encoder"], enc_saved, (d_enc, d_state))
+        d_source, g = parts["encoder"].backward(sub["encoder"], saved.enc_saved, (d_enc, d_state))
         _accumulate(totals, "encoder", g)
         return (d_source, d_target), totals
+
+
+@attrs.frozen(eq=False)
+class DecoderStep:
+    """What one decoder step keeps: the scorer's saved input, the attention weights
+    ``alpha [S, B]`` (exactly zero past each source length) and the cell's saved tensors."""
+
+    score_saved: Any
+    alpha: np.ndarray
+    cell_saved: Any
+
+
+@attrs.frozen(eq=False)
+class Saved:
+    """What ``AttentionLSTM.forward`` keeps for backward: the encoder's saved tensors, its
+    outputs ``[S, B, H]``, every decoder step, the output layer's saved tensors, and the
+    decoder's valid steps ``[T, B]`` (None without decoder lengths)."""
+
+    enc_saved: Any
+    enc_out: np.ndarray
+    steps: tuple[DecoderStep, ...]
+    out_saved: Any
+    target_valid: np.ndarray | None
+
+
+# --- variable lengths --------------------------------------------------------------------------
+
+
+def _time_major(value: Any, what: str) -> Any:
+    """``value`` itself; a ``Padded`` one is checked to be time-major ``[len, B, I]`` (the
+    layout of this spec's types) with lengths that fit its data."""
+    if isinstance(value, Padded):
+        if (value.time_axis, value.batch_axis) != (0, 1):
+            raise ShapeError(
+                f"AttentionLSTM reads time-major {what} [len, B, I], but its Padded value says "
+                f"time_axis={value.time_axis}, batch_axis={value.batch_axis}; build it as "
+                f"Padded({what}, lengths) (time_axis=0, batch_axis=1)"
+            )
+        value.check(f"AttentionLSTM {what}")
+    return value
+
+
+def _valid_steps(value: Any) -> np.ndarray | None:
+    """``[len, B]`` bool, True on the real steps of a ``Padded`` value; None for a plain one."""
+    if not isinstance(value, Padded):
+        return None
+    return np.arange(value.steps)[:, None] < value.lengths
+
+
+def masked_softmax(scores: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """``softmax`` of ``scores [S, B]`` over the source positions (axis 0) that are ``valid``
+    (all when None); the weights of the others are exactly zero. Every example has at least one
+    valid position (lengths are ``1..S``), so the maximum that shifts the softmax is finite."""
+    if valid is not None:
+        scores = np.where(valid, scores, -np.inf)
+    return softmax(scores, axis=0)
 
 
 def _split_params(params: Params) -> dict[str, Params]:
@@ -191,4 +280,5 @@ def _accumulate(totals: Params, part: str, grads: Params) -> None:
 
 @pytorch.emitter(AttentionLSTM)
 def _emit_attention_lstm(spec: AttentionLSTM, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("AttentionLSTM", spec.input_size, spec.hidden_size, spec.output_size)
+    emitted = pytorch.helper("AttentionLSTM", spec.input_size, spec.hidden_size, spec.output_size)
+    return attrs.evolve(emitted, lengths="argument")  # (source_lengths, decoder_lengths)

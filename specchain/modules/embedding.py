@@ -43,6 +43,9 @@ class IndexLookup(NNModuleSpec, family="embedding"):
     def in_type(self) -> Type:
         return TensorType(("T", "B"), "int")
 
+    def acts_per_step(self, in_type: Type) -> bool:
+        return True
+
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
         if not isinstance(in_type, TensorType) or in_type.dtype != "int":
             raise ShapeError(f"{self.kind} takes integer indices, got {in_type}")

@@ -34,6 +34,8 @@ from specchain.modules.lstm_kernel import LayerWeights, layer_backward, layer_fo
 from specchain.modules.recurrent_base import (
     Signature,
     StateSlot,
+    check_layout,
+    check_one_step,
     check_state_type,
     check_steps,
     initial_states,
@@ -180,6 +182,7 @@ class LSTM(NNModuleSpec, family="recurrent"):
                 f"rank: expected [T, B, {self.input_size}] or [T, {self.input_size}], got {x_type}"
             )
         dims.equal(x_type.dims[-1], self.input_size, "feature size")
+        check_layout(x_type, self.batch_first, dims, "LSTM")
         time, batch = sequence_dims(x_type, self.batch_first)
         check_steps(time, "LSTM")
         lead: tuple[Dim, ...] = (self.num_layers * self.directions,) + (
@@ -375,6 +378,8 @@ class LSTMCell(NNModuleSpec, family="recurrent"):
                 f"rank: expected [B, {self.input_size}] or [{self.input_size}], got {x_type}"
             )
         dims.equal(x_type.dims[-1], self.input_size, "feature size")
+        if x_type.rank == 2:
+            check_one_step(x_type, dims, "LSTMCell")
         lead = x_type.dims[:-1]
         if state is not None:
             check_state_type(state[0], (*lead, self.hidden_size), "h", dims)
@@ -434,7 +439,8 @@ def _emit_lstm(spec: LSTM, in_type: Type) -> pytorch.Emitted:
         proj_size=0,
     )
     constructor = pytorch.call("nn.LSTM", spec.input_size, spec.hidden_size, **options)
-    return pytorch.Emitted(constructor, splat=True, suffix="" if spec.return_state else "[0]")
+    suffix = "" if spec.return_state else "[0]"
+    return pytorch.Emitted(constructor, splat=True, suffix=suffix, lengths="pack")
 
 
 @pytorch.emitter(LSTMCell)

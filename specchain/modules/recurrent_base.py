@@ -27,7 +27,17 @@ import attrs
 import numpy as np
 
 from specchain.padded import Padded
-from specchain.types import AnyType, Dim, DimEnv, ShapeError, TensorType, TupleType, Type
+from specchain.types import (
+    BATCH,
+    TIME,
+    AnyType,
+    Dim,
+    DimEnv,
+    ShapeError,
+    TensorType,
+    TupleType,
+    Type,
+)
 
 
 def suffix(layer: int, direction: int) -> str:
@@ -224,6 +234,39 @@ def sequence_dims(x_type: TensorType, batch_first: bool) -> tuple[Dim, Dim | Non
         return x_type.dims[0], None
     first, second = x_type.dims[:2]
     return (second, first) if batch_first else (first, second)
+
+
+def check_layout(x_type: TensorType, batch_first: bool, dims: DimEnv, family: str) -> None:
+    """Refuse a sequence whose axis roles do not fit the layer's layout: ``[B, T, F]`` into a
+    time-major layer (or the reverse), or ``[B, F]`` (no time axis) read as an unbatched
+    ``[T, F]``; the message says which layout the input has and the fix."""
+    expected: tuple[tuple[str, str], ...] = (("T", TIME),)
+    if x_type.rank == 3:
+        expected = (("B", BATCH), ("T", TIME)) if batch_first else (("T", TIME), ("B", BATCH))
+    try:
+        for k, (symbol, role) in enumerate(expected):
+            dims.expect_role(x_type.dims[k], role, symbol, f"dim {k}")
+    except ShapeError as err:
+        if x_type.rank == 3:
+            layout = "time-major [T, B, F]" if batch_first else "batch-first [B, T, F]"
+            fix = f"the input is {layout}: set batch_first={not batch_first} to match it"
+        else:
+            fix = (
+                f"{x_type} has no time axis (a layer before, such as LastStep, removed it): "
+                f"{family} reads sequences; use a cell for one step, or move that layer after it"
+            )
+        raise ShapeError(f"{err}; {fix}") from None
+
+
+def check_one_step(x_type: TensorType, dims: DimEnv, family: str) -> None:
+    """A cell's ``[B, F]`` input must not be a sequence ``[T, F]``."""
+    try:
+        dims.expect_role(x_type.dims[0], BATCH, "B", "dim 0")
+    except ShapeError as err:
+        raise ShapeError(
+            f"{err}; {family} takes one step [B, F]: run it over a sequence with the layer "
+            "that takes sequences, or take one step first (LastStep)"
+        ) from None
 
 
 def check_state_type(t: Type, expected: tuple[Dim, ...], what: str, dims: DimEnv) -> None:

@@ -1,7 +1,10 @@
 """Sequence plumbing: ``Reverse``, ``LastStep``, ``Concat``, ``Add``, ``Select`` and
 ``TimeDistributed``.
 
-Time-major like ``nn.LSTM(batch_first=False)``: the time axis is 0 unless ``axis=`` says otherwise.
+Layers that act on time find the time axis by its role (``T`` in ``[B, T, F]`` is axis 1), or take
+``axis=``, which is checked against the roles; an input that states no roles is time-major, like
+``nn.LSTM(batch_first=False)``. Given a ``Padded`` batch, ``LastStep`` takes each sequence's last
+valid step and ``Reverse`` reverses each sequence within its length.
 """
 
 from __future__ import annotations
@@ -12,16 +15,21 @@ import attrs
 import numpy as np
 
 from specchain.exporters import pytorch
+from specchain.padded import Padded, axes_for, lengths_along
 from specchain.spec import Context, NNModuleSpec, Params, non_negative_int
 from specchain.types import (
     ANY,
     ELLIPSIS,
+    TIME,
     AnyType,
     DimEnv,
     ShapeError,
     TensorType,
     TupleType,
     Type,
+    has_roles,
+    role_axis,
+    role_of,
 )
 
 SEQUENCE = TensorType(("T", "B", "F"))
@@ -71,59 +79,156 @@ def _int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         raise TypeError(f"{type(inst).__name__}.{attribute.name} must be an int, got {value!r}")
 
 
+def _optional_axis(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        non_negative_int(inst, attribute, value)
+
+
+def time_axis_of(t: Type, axis: int | None, kind: str) -> int:
+    """Where time is in ``t``: ``axis`` if given (refused if the roles say it is another axis),
+    else the axis whose role is time; axis 0 (time-major) when ``t`` states no roles."""
+    if not isinstance(t, TensorType) or t.variadic:
+        return axis or 0
+    found = role_axis(t.dims, TIME)
+    if axis is not None:
+        role = role_of(t.dims[axis]) if axis < len(t.dims) else None
+        if role is not None and role != TIME:
+            where = f"the time axis is {found}" if found is not None else "it has no time axis"
+            raise ShapeError(
+                f"{kind}(axis={axis}) would act on the {role} axis {t.dims[axis]} of {t}, but "
+                f"{where}; use {kind}() without axis: it finds the time axis by its role"
+            )
+        return axis
+    if found is not None:
+        return found
+    if has_roles(t.dims):
+        raise ShapeError(
+            f"{kind} needs a sequence with a time axis (T), got {t}, which has none (a layer "
+            f"before it, such as LastStep or a cell, removed it); apply {kind} to the sequence "
+            "before that layer"
+        )
+    return 0
+
+
 @attrs.define(eq=False)
 class AlongTime(NNModuleSpec, family="sequence"):
-    """Shared base of the layers that act on the time axis ``axis`` of a ``[T, B, F]`` input."""
+    """Shared base of the layers that act on the time axis: the axis whose role is time (``T``)
+    in the input type, or ``axis`` when given."""
 
     keeps_unknown = True
+    takes_lengths = True
 
-    axis: int = attrs.field(default=0, validator=non_negative_int)
+    axis: int | None = attrs.field(default=None, validator=_optional_axis)
 
     @property
     def in_type(self) -> Type:
-        return SEQUENCE
+        """``[T, B, F]``; ``[B, T, F]`` with ``axis=1``."""
+        return TensorType(("B", "T", "F")) if self.axis == 1 else SEQUENCE
+
+    def time_axis(self, t: Type) -> int:
+        return time_axis_of(t, self.axis, self.kind)
+
+    def describe(self) -> str:
+        return "" if self.axis is None else f"axis={self.axis}"
+
+    def _sequence(self, in_type: Type, dims: DimEnv) -> tuple[TensorType, int]:
+        """The input, with a leading ``...`` read as ``[T, B, F]``, and its time axis."""
+        t = _tensor(self, in_type, (self.axis or 0) + 1)
+        if t.variadic:  # [..., *stated] read as [T, B, *stated] (as far as rank 3 needs)
+            stated = t.dims[1:] or ("F",)
+            t = dims.fix_rank(t, (*("T", "B")[: max(0, 3 - len(stated))], *stated), "input")
+        axis = self.time_axis(t)
+        if t.rank is not None and axis >= t.rank:
+            raise ShapeError(f"{self.kind} needs rank >= {axis + 1}, got {t}")
+        return t, axis
+
+
+def _within_lengths(x: Padded) -> np.ndarray:
+    """For each position, the time index it takes its value from when every sequence is
+    reversed within its length (padding stays in place): an involution, shaped like ``x.data``."""
+    shape = [1] * x.data.ndim
+    steps = np.arange(x.steps)
+    shape[x.time_axis] = x.steps
+    t = steps.reshape(shape)
+    lengths = lengths_along(x.lengths, x.data.ndim, x.batch_axis)
+    return np.broadcast_to(np.where(t < lengths, lengths - 1 - t, t), x.data.shape)
 
 
 @attrs.define(eq=False)
 class Reverse(AlongTime):
-    """Flip the time axis: y[t] = x[T - 1 - t]. Shapes: ``[T, ...]`` -> ``[T, ...]``."""
+    """Flip the time axis: y[t] = x[T - 1 - t]; a ``Padded`` batch is reversed within each
+    sequence's length (its padding stays where it is). Shapes: ``[T, ...]`` -> ``[T, ...]``.
+
+    ``Reverse()`` takes its neighbours' layout (``[..., F]`` first in a graph); ``axis=0`` or
+    ``axis=1`` states one (``[T, B, F]``, ``[B, T, F]``)."""
+
+    @property
+    def in_type(self) -> Type:
+        return super().in_type if self.axis in (0, 1) else TensorType((ELLIPSIS, "F"))
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        return _tensor(self, in_type, self.axis + 1)
+        t = _tensor(self, in_type, (self.axis or 0) + 1)
+        if not t.variadic:
+            self.time_axis(t)
+        return t
 
-    def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, None]:
-        return np.flip(x, axis=self.axis), None
+    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Any]:
+        if isinstance(x, Padded):
+            order = _within_lengths(x)
+            return x.with_data(np.take_along_axis(x.data, order, x.time_axis)), (order, x.time_axis)
+        axis = self.time_axis(ctx.in_type)
+        return np.flip(x, axis=axis), (None, axis)
 
-    def backward(self, params: Params, saved: None, dy: np.ndarray) -> tuple[np.ndarray, Params]:
-        return np.flip(dy, axis=self.axis), {}
+    def backward(self, params: Params, saved: Any, dy: np.ndarray) -> tuple[np.ndarray, Params]:
+        order, axis = saved
+        if order is not None:
+            return np.take_along_axis(dy, order, axis), {}
+        return np.flip(dy, axis=axis), {}
 
 
 @attrs.define(eq=False)
 class LastStep(AlongTime):
-    """The last time step (many-to-one): ``[T, B, F]`` -> ``[B, F]``; needs T >= 1."""
+    """The last time step (many-to-one): ``[T, B, F]`` -> ``[B, F]`` (``[B, T, F]`` too: the
+    time axis is found by its role); needs T >= 1. Of a ``Padded`` batch, each sequence's last
+    valid step."""
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        t = _tensor(self, in_type, self.axis + 1)
-        if t.variadic:
-            t = dims.fix_rank(t, SEQUENCE.dims, "input")
-        if t.dims[self.axis] == 0:
+        t, axis = self._sequence(in_type, dims)
+        if t.dims[axis] == 0:
             raise ShapeError(f"LastStep needs at least one time step, got {t}")
-        return t.with_dims(t.dims[: self.axis] + t.dims[self.axis + 1 :])
+        return t.with_dims(t.dims[:axis] + t.dims[axis + 1 :])
 
-    def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
-        if x.shape[self.axis] == 0:
+    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[np.ndarray, Any]:
+        if isinstance(x, Padded):
+            data, axis = x.data, x.time_axis
+            index = _last_index(x)
+            y = np.take_along_axis(data, index, axis).squeeze(axis)
+            return y, (data.shape, data.dtype, axis, index)
+        axis = self.time_axis(ctx.in_type)
+        if x.shape[axis] == 0:
             raise ShapeError(
                 f"LastStep needs at least one time step, got T = 0 in shape {list(x.shape)}"
             )
-        return np.take(x, -1, axis=self.axis), (x.shape, x.dtype)
+        return np.take(x, -1, axis=axis), (x.shape, x.dtype, axis, None)
 
     def backward(self, params: Params, saved: Any, dy: np.ndarray) -> tuple[np.ndarray, Params]:
-        shape, dtype = saved
+        shape, dtype, axis, index = saved
         dx = np.zeros(shape, dtype=dtype)
-        index = [slice(None)] * len(shape)
-        index[self.axis] = -1  # type: ignore[call-overload]
-        dx[tuple(index)] = dy
+        if index is not None:
+            np.put_along_axis(dx, index, np.expand_dims(dy, axis), axis)
+            return dx, {}
+        where: list[Any] = [slice(None)] * len(shape)
+        where[axis] = -1
+        dx[tuple(where)] = dy
         return dx, {}
+
+
+def _last_index(x: Padded) -> np.ndarray:
+    """Each sequence's last valid time index, shaped like ``x.data`` with a time axis of 1."""
+    shape = list(x.data.shape)
+    shape[x.time_axis] = 1
+    last = lengths_along(x.lengths - 1, x.data.ndim, x.batch_axis)
+    return np.broadcast_to(last, shape)
 
 
 @attrs.define(eq=False)
@@ -136,6 +241,14 @@ class Concat(NNModuleSpec, family="sequence"):
     """
 
     axis: int = attrs.field(default=-1, validator=_int)
+
+    def acts_per_step(self, in_type: Type) -> bool:
+        """Unless it joins sequences along their time axis (which lengths cannot follow)."""
+        items = in_type.items if isinstance(in_type, TupleType) else ()
+        first = items[0] if items else None
+        if not isinstance(first, TensorType) or first.variadic or not first.dims:
+            return True
+        return role_of(first.dims[self.axis % len(first.dims)]) != TIME
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
         if _unknown(in_type):
@@ -182,6 +295,9 @@ class Concat(NNModuleSpec, family="sequence"):
 class Add(NNModuleSpec, family="sequence"):
     """Sum a tuple of tensors of one type (a residual connection)."""
 
+    def acts_per_step(self, in_type: Type) -> bool:
+        return True
+
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
         if _unknown(in_type):
             return ANY
@@ -206,7 +322,9 @@ class Add(NNModuleSpec, family="sequence"):
 
 @attrs.define(eq=False)
 class Select(NNModuleSpec, family="sequence"):
-    """Item ``index`` of a tuple, e.g. ``h_n`` of ``(h_n, c_n)``."""
+    """Item ``index`` of a tuple, e.g. ``h_n`` of ``(h_n, c_n)`` (a ``Padded`` item as it is)."""
+
+    takes_lengths = True
 
     index: int = attrs.field(validator=non_negative_int)
 
@@ -257,34 +375,42 @@ class TimeDistributed(NNModuleSpec, family="sequence"):
             return inner.with_dims(("T", "B", *inner.dims[1:]))
         return inner.with_dims(("T", *inner.dims))
 
+    def acts_per_step(self, in_type: Type) -> bool:
+        return True
+
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
         t = _tensor(self, in_type, 1)
         if t.variadic:  # the leading "..." holds the time axis too
             return self.spec.infer(t, dims)
-        step = self.spec.infer(t.with_dims(t.dims[1:]), dims)
+        axis = time_axis_of(t, None, self.kind)
+        step = self.spec.infer(t.with_dims(t.dims[:axis] + t.dims[axis + 1 :]), dims)
         if not isinstance(step, TensorType):
             raise ShapeError(f"TimeDistributed needs a spec with one tensor output, got {step}")
-        return step.with_dims((t.dims[0], *step.dims))
+        return step.with_dims((*step.dims[:axis], t.dims[axis], *step.dims[axis:]))
 
     def forward(self, params: Params, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, Any]:
-        steps = [self.spec.forward(params, x[t], ctx) for t in range(x.shape[0])]
+        axis = time_axis_of(ctx.in_type, None, self.kind)
+        steps = [self.spec.forward(params, np.take(x, t, axis), ctx) for t in range(x.shape[axis])]
         if not steps:
-            step_type = self.spec.infer(TensorType.of(x[0:1]).with_dims(x.shape[1:]), DimEnv())
+            step_shape = x.shape[:axis] + x.shape[axis + 1 :]
+            step_type = self.spec.infer(TensorType.of(x).with_dims(step_shape), DimEnv())
             if not isinstance(step_type, TensorType):
                 raise ShapeError(f"TimeDistributed needs one tensor output, got {step_type}")
-            empty = np.zeros((0, *step_type.dims), dtype=x.dtype)  # type: ignore[type-var]
-            return empty, (x.shape, [])
-        return np.stack([y for y, _ in steps]), (x.shape, [s for _, s in steps])
+            out = [int(d) for d in step_type.dims]  # a concrete type: every dim is a size
+            out.insert(axis, 0)
+            empty = np.zeros(out, dtype=x.dtype)
+            return empty, (x.shape, axis, [])
+        return np.stack([y for y, _ in steps], axis), (x.shape, axis, [s for _, s in steps])
 
     def backward(self, params: Params, saved: Any, dy: np.ndarray) -> tuple[np.ndarray, Params]:
-        shape, step_saved = saved
+        shape, axis, step_saved = saved
         dxs, total = [], {k: np.zeros_like(v) for k, v in params.items()}
         for t, kept in enumerate(step_saved):
-            dx, dparams = self.spec.backward(params, kept, dy[t])
+            dx, dparams = self.spec.backward(params, kept, np.take(dy, t, axis))
             dxs.append(dx)
             for k, d in dparams.items():
                 total[k] += d
-        dx_all = np.stack(dxs) if dxs else np.zeros(shape, dtype=dy.dtype)
+        dx_all = np.stack(dxs, axis) if dxs else np.zeros(shape, dtype=dy.dtype)
         return dx_all, total
 
 
@@ -293,12 +419,21 @@ class TimeDistributed(NNModuleSpec, family="sequence"):
 
 @pytorch.emitter(Reverse)
 def _emit_reverse(spec: Reverse, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("Reverse", spec.axis)
+    return _along_time("Reverse", spec, in_type)
 
 
 @pytorch.emitter(LastStep)
 def _emit_last_step(spec: LastStep, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("LastStep", spec.axis)
+    return _along_time("LastStep", spec, in_type)
+
+
+def _along_time(helper: str, spec: AlongTime, in_type: Type) -> pytorch.Emitted:
+    """``Helper(time axis[, batch axis])``, taking a padded batch's lengths as an argument."""
+    rank = in_type.rank if isinstance(in_type, TensorType) else None
+    _, batch = axes_for(in_type, 3 if rank is None else rank)
+    extra = () if batch in (1, None) else (batch,)
+    emitted = pytorch.helper(helper, spec.time_axis(in_type), *extra)
+    return attrs.evolve(emitted, lengths="argument")
 
 
 @pytorch.emitter(Concat)

@@ -64,6 +64,8 @@ def _spec_json(spec: NNModuleSpec, ids: dict[int, int]) -> dict[str, Any]:
 def _config_json(value: Any, ids: dict[int, int]) -> Any:
     if isinstance(value, NNModuleSpec):
         return {"__spec__": _spec_json(value, ids)}
+    if isinstance(value, (TensorType, TupleType)):  # an Input's declared type
+        return {"__type__": type_json(value)}
     if isinstance(value, (tuple, list)):
         return [_config_json(v, ids) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -198,6 +200,8 @@ def _spec_from_json(data: dict[str, Any], reader: _Reader) -> NNModuleSpec:
 def _config_from_json(key: str, value: Any, reader: _Reader) -> Any:
     if isinstance(value, dict) and "__spec__" in value:
         return _spec_from_json(value["__spec__"], reader)
+    if isinstance(value, dict) and "__type__" in value:
+        return type_from_json(value["__type__"])
     if isinstance(value, list):
         return tuple(_config_from_json(key, v, reader) for v in value)
     if type(value) is int and value > reader.largest:

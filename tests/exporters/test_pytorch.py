@@ -419,7 +419,9 @@ def test_a_spec_without_emitter_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "inner", [Reverse(), LastStep()], ids=lambda s: s.kind if hasattr(s, "kind") else str(s)
+    "inner",
+    [Reverse(axis=1), LastStep(axis=1)],  # over a [B, S, F] step: S is a (second) time axis
+    ids=lambda s: s.kind if hasattr(s, "kind") else str(s),
 )
 def test_time_distributed_of_a_non_pointwise_spec_is_refused(inner: Any) -> None:
     model = TimeDistributed(inner).as_chain()

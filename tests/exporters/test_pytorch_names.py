@@ -40,7 +40,8 @@ ALLOWED_IMPORTS = {"__future__", "pathlib", "numpy", "torch", "torch.nn", "torch
 # callee allowlists, kept to what the exporter and torch_helpers actually write
 CALLABLE_NAMES = {"super", "Path", "len", "range", "tuple", "zip"}
 MODULE_FUNCTIONS = {
-    "torch": {"flip", "cat", "zeros", "softmax", "einsum", "stack", "from_numpy"},
+    "torch": {"flip", "cat", "zeros", "softmax", "einsum", "stack", "from_numpy"}
+    | {"arange", "where"},
     "nn": {"LSTM", "LSTMCell", "Linear", "Embedding", "Dropout", "Tanh", "Sigmoid", "ReLU"}
     | {"Identity"},
     "F": {"one_hot"},
@@ -50,6 +51,7 @@ SELF_METHODS = {"register_buffer", "get_buffer"}
 # methods called on local values: tensors in the helpers, the set/list/module/Path in load()
 VALUE_METHODS = {"select", "to", "expand_as", "long", "detach", "append", "pop"}
 VALUE_METHODS |= {"load_state_dict", "eval", "with_name", "values"}
+VALUE_METHODS |= {"view", "gather", "expand", "squeeze", "dim", "size", "cpu", "narrow"}  # lengths
 DUNDERS = {"__file__", "__init__"}
 COMMENTS = {"# variable -> node name in the specchain graph"}
 

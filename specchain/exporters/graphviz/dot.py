@@ -28,6 +28,7 @@ from specchain.exporters.graphviz.labels import (
 from specchain.exporters.graphviz.options import Options, make_options
 from specchain.exporters.graphviz.repeats import Run, find_runs
 from specchain.graph import INPUT, OUTPUT, PSEUDO
+from specchain.inputs import Input, argument_inputs
 from specchain.spec import NNModuleSpec
 from specchain.types import Type
 
@@ -133,6 +134,16 @@ def _add_io_node(dot: graphviz.Digraph, path: tuple[str, ...], options: Options,
         dot.node(node_id(path), text, shape="ellipse", fillcolor=fill, color=border)
     else:
         dot.node(node_id(path), "", shape="point", width="0.07", color=MUTED)
+
+
+def _add_input_node(
+    dot: graphviz.Digraph, path: tuple[str, ...], spec: Input, title: str, options: Options
+) -> None:
+    """An ``Input``: drawn like the model's input, labelled with its name and its type (and
+    ``+ lengths [B]`` for a padded batch)."""
+    fill, border = IO_COLORS
+    text = node_label([("io", title), ("meta", spec.describe())], options)
+    dot.node(node_id(path), text, shape="ellipse", fillcolor=fill, color=border)
 
 
 def _add_spec_node(
@@ -249,7 +260,10 @@ def _add_chain(
     first_of = {run.blocks[0][0]: run for run in runs}
     shared = _shared_nodes(chain)
     endpoints: dict[str, _Ends] = {}
+    named = argument_inputs(chain)  # drawn as the inputs themselves: no edge from "input"
     for pseudo in PSEUDO:
+        if pseudo == INPUT and set(chain.graph.successors(INPUT)) <= set(named):
+            continue
         _add_io_node(dot, (*prefix, pseudo), options, top)
         endpoints[pseudo] = _Ends.box(node_id((*prefix, pseudo)))
     order = _drawing_order(chain)
@@ -261,6 +275,11 @@ def _add_chain(
             endpoints.update(_add_repeat_frame(dot, chain, prefix, run, shared, options, level))
         elif node not in endpoints:
             endpoints[node] = _add_member(dot, chain, prefix, node, run, shared, options, level)
+    if len(named) > 1:  # the model's inputs side by side, as its arguments are
+        with dot.subgraph() as inputs:
+            inputs.attr(rank="same")
+            for node in named:
+                inputs.node(endpoints[node].head)
     position = {n: i for i, n in enumerate([INPUT, *order, OUTPUT])}
     edges = sorted(
         chain.graph.edges(keys=True, data=True),
@@ -272,7 +291,7 @@ def _add_chain(
         ),
     )
     for u, v, _, data in edges:
-        if v in hidden:
+        if v in hidden or (u == INPUT and v in named):
             continue
         shown_u = tail_of.get(u, u)
         labelled = top or (u != INPUT and v != OUTPUT)
@@ -306,6 +325,9 @@ def _add_member(
         names.append(run.blocks[-1][run.blocks[0].index(node)])
         repeat = run.count if len(run.blocks[0]) == 1 else 1
     title, tooltip = short_title(names)
+    if isinstance(spec, Input):
+        _add_input_node(dot, path, spec, title, options)
+        return _Ends.box(node_id(path))
     rows = spec_rows(spec, title, options, node in shared, repeat)
     inside = spec.components() if options.depth is None or level < options.depth else None
     if inside is None:

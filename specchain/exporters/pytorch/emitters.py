@@ -59,7 +59,10 @@ class Emitted:
     needs, copied into the file: one of ``torch_helpers.py``, or a class of your own whose source
     (``class Name(nn.Module): ...``, using only ``torch``, ``nn`` and ``F``) is ``helper_source``;
     ``splat`` passes a tuple input as separate arguments (``lstm(x, (h0, c0))``); ``suffix``
-    post-processes the call (``[0]``: output without state).
+    post-processes the call (``[0]``: output without state). ``lengths`` says how the node takes
+    a padded batch's lengths, when its input carries them: ``"pack"`` (its first argument is
+    wrapped with ``pack_padded_sequence`` and its output's first item unpacked, as ``nn.LSTM``
+    needs) or ``"argument"`` (the lengths follow as extra arguments, one per padded input).
     """
 
     constructor: str
@@ -67,6 +70,7 @@ class Emitted:
     splat: bool = False
     suffix: str = ""
     helper_source: str | None = None
+    lengths: str = attrs.field(default="", validator=attrs.validators.in_(("", "pack", "argument")))
 
 
 EmitFunction = Callable[[Any, Type], Emitted]

@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from specchain import padded
 from specchain.chain import SpecChain
 from specchain.examples import example_input
+from specchain.exporters.pytorch import arguments
 from specchain.exporters.pytorch.emitters import sibling_text
 from specchain.exporters.pytorch.naming import assign_names, torch_state
 from specchain.exporters.pytorch.source import to_source
@@ -29,7 +31,7 @@ def export(
 ) -> Path:
     """Write ``model.py``, ``weights.npz``, ``reference.npz`` and ``test_model.py`` into
     ``out_dir``; returns the path of ``model.py``. ``example`` is the reference input (default:
-    a seeded random input of the model's type)."""
+    a seeded random input of the model's type, with lengths for an ``Input(..., lengths=True)``)."""
     out = Path(out_dir)
     names = assign_names(model, class_name)
     source = to_source(model, class_name)  # every refusal comes before the folder is made
@@ -37,12 +39,13 @@ def export(
     (out / "model.py").write_text(source, encoding="utf-8")  # Python source's encoding
     with open(out / "weights.npz", "wb") as handle:
         np.savez(handle, **torch_state(model, names))  # type: ignore[arg-type]
-    inputs = example if example is not None else example_input(model, rng=0)
-    outputs = model(inputs)
-    arguments = inputs if len(names.arguments) > 1 else (inputs,)
-    reference = _flatten_named("input", arguments) | _flatten_named("output", (outputs,))
+    if example is None:
+        example = arguments.with_example_lengths(names, model.in_type, example_input(model, rng=0))
+    outputs = padded.strip(model(example))  # lengths ride along in the spec, not in the module
+    call = arguments.call_arguments(names, *arguments.split_lengths(names, example))
+    reference = _flatten_named("input", call) | _flatten_named("output", (outputs,))
     reference["structure"] = np.array(
-        json.dumps({"inputs": structure(arguments), "outputs": structure((outputs,))})
+        json.dumps({"inputs": structure(call), "outputs": structure((outputs,))})
     )
     with open(out / "reference.npz", "wb") as handle:
         np.savez(handle, **reference)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ import numpy as np
 from specchain.chain import SpecChain
 from specchain.exporters.pytorch.emitters import HELPER_CLASSES, ExportError
 from specchain.exporters.pytorch.namespace import FILE_NAMES, Namespace, is_identifier
+from specchain.inputs import Input, argument_inputs
 from specchain.types import TupleType, Type
 
 FILE_CONSTANTS = ("WEIGHTS", "NODE_NAMES", "INPUT_TYPE", "OUTPUT_TYPE", "load")
@@ -26,6 +27,16 @@ class Names:
     arguments: tuple[str, ...]
     attribute: dict[str, str]
     variable: dict[str, str]
+    lengths: dict[int, str] = attrs.field(factory=dict)  # argument index -> its lengths argument
+
+    def signature(self) -> tuple[str, ...]:
+        """``forward``'s arguments after ``self``: each input, its lengths right after it."""
+        out: list[str] = []
+        for i, argument in enumerate(self.arguments):
+            out.append(argument)
+            if i in self.lengths:
+                out.append(self.lengths[i])
+        return tuple(out)
 
     def state_key(self, chain: SpecChain, our_key: str) -> str:
         """Our ``node.param`` -> the exported module's ``attribute.param``."""
@@ -37,17 +48,24 @@ def assign_names(chain: SpecChain, class_name: str = "Model") -> Names:
     """Deterministic identifiers for ``chain`` (the exporter and the importer share them)."""
     _check_class_name(class_name)
     names = Namespace(reserved={class_name, *HELPER_CLASSES, *FILE_CONSTANTS})
-    arguments = _argument_names(chain.in_type, names)
+    bound = _bound_inputs(chain)
+    arguments = _argument_names(chain.in_type, bound, names)
+    lengths = {
+        item: names.create(f"{arguments[item]}_lengths")
+        for item, node in bound.items()
+        if _input_spec(chain, node).lengths
+    }
     attribute: dict[str, str] = {}
     variable: dict[str, str] = {}
     owner: dict[int, str] = {}
+    argument_of = {node: arguments[item] for item, node in bound.items()}
     for node in chain.nodes:
         key = id(chain.spec(node).params)
-        variable[node] = names.create(node)
+        variable[node] = argument_of.get(node) or names.create(node)
         if key not in owner or not chain.spec(node).params:
             owner[key] = variable[node]
         attribute[node] = owner[key] if chain.spec(node).params else variable[node]
-    return Names(class_name, arguments, attribute, variable)
+    return Names(class_name, arguments, attribute, variable, lengths)
 
 
 def torch_state(model: SpecChain, names: Names) -> dict[str, np.ndarray]:
@@ -75,8 +93,33 @@ def shadows_file_name(name: str) -> bool:
     return normal != name or normal in shadowed or normal.startswith("__")
 
 
-def _argument_names(in_type: Type, names: Namespace) -> tuple[str, ...]:
+def _bound_inputs(chain: SpecChain) -> dict[int, str]:
+    """Argument index -> the ``Input`` node that is that argument (the first, if several take
+    the same one): item ``i`` of a tuple input, or index 0 for a whole input."""
+    bound: dict[int, str] = {}
+    for node, item in argument_inputs(chain).items():
+        if item is None and isinstance(chain.in_type, TupleType):
+            continue  # an Input of the whole tuple: an argument of its own would not fit
+        bound.setdefault(0 if item is None else item, node)
+    return bound
+
+
+def _input_spec(chain: SpecChain, node: str) -> Input:
+    spec = chain.spec(node)
+    assert isinstance(spec, Input)
+    return spec
+
+
+def _argument_names(in_type: Type, bound: dict[int, str], names: Namespace) -> tuple[str, ...]:
+    """One identifier per argument: the ``Input``'s name, else the tuple type's item name, else
+    ``x0, x1, ...`` (``x`` for a single input, as in every generated file)."""
     if isinstance(in_type, TupleType):
         labels = in_type.names or tuple(f"x{i}" for i in range(len(in_type.items)))
-        return tuple(names.create(label, fallback=f"x{i}") for i, label in enumerate(labels))
-    return ("x",)
+        labels = tuple(bound.get(i, label) for i, label in enumerate(labels))
+    else:
+        labels = (bound.get(0, "x"),)
+    arguments: list[str] = []
+    for i, label in enumerate(labels):  # "x" is reserved for an argument: the first one so named
+        given = "x" not in arguments and label == "x"
+        arguments.append("x" if given else names.create(label, fallback=f"x{i}"))
+    return tuple(arguments)

@@ -15,25 +15,45 @@ from torch import nn
 
 
 class Reverse(nn.Module):
-    """Flip the time axis: ``y[t] = x[T - 1 - t]``."""
+    """Flip the time axis: ``y[t] = x[T - 1 - t]``; with ``lengths``, each sequence within its
+    length (its padding stays in place)."""
 
-    def __init__(self, axis: int) -> None:
+    def __init__(self, axis: int, batch_axis: int = 1) -> None:
         super().__init__()
         self.axis = axis
+        self.batch_axis = batch_axis
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flip(x, dims=(self.axis,))
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            return torch.flip(x, dims=(self.axis,))
+        steps = torch.arange(x.shape[self.axis], device=x.device)
+        shape = [1] * x.dim()
+        shape[self.axis] = x.shape[self.axis]
+        steps = steps.view(shape)
+        shape = [1] * x.dim()
+        shape[self.batch_axis] = lengths.shape[0]
+        ends = lengths.to(x.device).view(shape)
+        order = torch.where(steps < ends, ends - 1 - steps, steps)
+        return x.gather(self.axis, order.expand_as(x))
 
 
 class LastStep(nn.Module):
-    """The last time step: ``[T, B, F]`` -> ``[B, F]``."""
+    """The last time step: ``[T, B, F]`` -> ``[B, F]``; with ``lengths``, each sequence's last
+    valid step."""
 
-    def __init__(self, axis: int) -> None:
+    def __init__(self, axis: int, batch_axis: int = 1) -> None:
         super().__init__()
         self.axis = axis
+        self.batch_axis = batch_axis
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.select(self.axis, -1)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            return x.select(self.axis, -1)
+        shape = [1] * x.dim()
+        shape[self.batch_axis] = lengths.shape[0]
+        last = (lengths.to(x.device) - 1).view(shape)
+        index = last.expand_as(x.narrow(self.axis, 0, 1))
+        return x.gather(self.axis, index).squeeze(self.axis)
 
 
 class Concat(nn.Module):
@@ -124,15 +144,36 @@ class AttentionLSTM(nn.Module):
         self.attention_weights = nn.Linear(2 * hidden_size, 1)
         self.output = nn.Linear(hidden_size, output_size)
 
-    def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self,
+        inputs: tuple[torch.Tensor, torch.Tensor],
+        source_lengths: torch.Tensor | None = None,
+        decoder_lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         source, decoder_inputs = inputs
-        encoded, (h, c) = self.encoder(source)
+        if source_lengths is None:
+            encoded, (h, c) = self.encoder(source)
+        else:  # packed: each source stops at its length, attention never looks past it
+            packed = nn.utils.rnn.pack_padded_sequence(
+                source, source_lengths.cpu(), enforce_sorted=False
+            )
+            packed_out, (h, c) = self.encoder(packed)
+            encoded = nn.utils.rnn.pad_packed_sequence(packed_out, total_length=source.shape[0])[0]
         h, c = h[0], c[0]
+        steps = torch.arange(source.shape[0], device=source.device)
         states = []
         for t in range(decoder_inputs.shape[0]):
             pairs = torch.cat([h.expand_as(encoded), encoded], dim=2)
-            alpha = torch.softmax(self.attention_weights(pairs)[..., 0], dim=0)
+            scores = self.attention_weights(pairs)[..., 0]
+            if source_lengths is not None:
+                padding = steps[:, None] >= source_lengths.to(source.device)[None, :]
+                scores = scores.masked_fill(padding, -torch.inf)
+            alpha = torch.softmax(scores, dim=0)
             context = torch.einsum("sb,sbh->bh", alpha, encoded)
             h, c = self.decoder(torch.cat([decoder_inputs[t], context], dim=1), (h, c))
             states.append(h)
-        return self.output(torch.stack(states))
+        y = self.output(torch.stack(states))
+        if decoder_lengths is not None:  # zero past each target length
+            valid = torch.arange(y.shape[0], device=y.device)[:, None] < decoder_lengths[None, :]
+            y = y * valid.to(y.dtype)[..., None]
+        return y

@@ -15,8 +15,10 @@ from typing import Any
 import attrs
 import numpy as np
 
+from specchain import padded
 from specchain.chain import SpecChain
 from specchain.examples import example_input
+from specchain.exporters.pytorch import arguments
 from specchain.exporters.pytorch.emitters import ExportError
 from specchain.exporters.pytorch.naming import assign_names, torch_state
 from specchain.exporters.pytorch.source import to_source
@@ -87,21 +89,24 @@ def verify(
     names = assign_names(model, class_name)
     module = build_torch_module(model, class_name)
     module.train(train)
-    inputs = inputs if inputs is not None else example_input(model, rng=0)
+    if inputs is None:
+        inputs = arguments.with_example_lengths(names, model.in_type, example_input(model, rng=0))
     y, tape = model.forward(inputs, train=train, rng=0)
+    y = padded.strip(y)  # lengths ride along in the spec; the module returns the data
     if loss is not None:
         value, dy = loss.value_and_grad(y, targets)
     else:
         value, dy = None, _random_like(y, np.random.default_rng(7))
     dx, grads = model.backward(tape, dy)
 
-    in_leaves = [torch.from_numpy(np.array(a)) for a in leaves(inputs)]
+    data, lengths = arguments.split_lengths(names, inputs)
+    in_leaves = [torch.from_numpy(np.array(a)) for a in leaves(data)]
     for leaf in in_leaves:
         if leaf.is_floating_point():
             leaf.requires_grad_(True)
-    rebuilt = rebuild(inputs, iter(in_leaves))
-    arguments = rebuilt if len(names.arguments) > 1 else (rebuilt,)
-    out = module(*arguments)
+    rebuilt = rebuild(data, iter(in_leaves))
+    torch_lengths = {i: torch.from_numpy(np.asarray(v)) for i, v in lengths.items()}
+    out = module(*arguments.call_arguments(names, rebuilt, torch_lengths))
     out_leaves = leaves(out)
     dy_leaves = leaves(dy)
     if len(out_leaves) != len(leaves(y)):

@@ -14,6 +14,10 @@ Conventions:
 
 - Sequences are time-major: ``inputs [T, B, F]``; a single example ``[T, F]`` works too, and then
   states are ``[H]`` instead of ``[B, H]``. Token inputs are integer ``[T, B]`` (or ``[T]``).
+- Variable lengths: the functions over a sequence take ``lengths=`` (int ``[B]``, each in
+  ``1..T``; the attention functions ``source_lengths=`` and ``decoder_lengths=``), as
+  ``pack_padded_sequence`` does; outputs past each length are 0, final states are each
+  sequence's own, and gradients ignore the padding (``lengths``).
 - A state is the pair ``(h, c)``, each ``[B, H]``; ``None`` means zeros. Multi-layer functions take
   and return a list with one pair per layer.
 - Records' fields are named as in ``LstmModels.lean`` (``output_layer``, ``first_layer`` /
@@ -42,8 +46,9 @@ package's own):
   ``StateModel`` / ``SizedModel`` for the records over float sequences; ``alias``: the read-only
   aliases of fields' earlier names.
 - ``sequence_models``, ``language``, ``attention``: the records; ``grads``: their gradients.
-- ``inputs``: the functions' input and state checks; ``functions``: the forward / backward
-  functions; ``builders``: TorchLean's chain builders and packagers.
+- ``inputs``: the functions' input and state checks; ``lengths``: padded batches (``lengths=``);
+  ``functions``: the forward / backward functions; ``builders``: TorchLean's chain builders and
+  packagers.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The chains the records build: loading them without touching the library generator, typing
-them to take an LSTM state, and carrying that state through."""
+them to take an LSTM state, and carrying that state through (inputs ``x`` and ``state``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from specchain.chain import Part, SpecChain, parallel, serial
+from specchain.inputs import Input
 from specchain.modules.activation import Identity
 from specchain.modules.embedding import OneHot
 from specchain.modules.linear import Linear
@@ -57,14 +58,14 @@ def state_typed(chain: SpecChain, x_type: Type, count: int, hidden: int) -> Spec
 
 def stateful(lstm: LSTM, head: Part, embed: Part | None = None) -> SpecChain:
     """``[embed >>] lstm >> head`` carrying the LSTM's state through:
-    ``(x, (h0, c0))`` -> ``(head(y), (h_n, c_n))`` (``lstm`` has ``return_state=True``)."""
-    tail = parallel(head, Identity(name="final_state"))
-    count, hidden = lstm.num_layers * lstm.directions, lstm.hidden_size
-    if embed is None:
-        return state_typed(lstm >> tail, lstm.in_type, count, hidden)
-    carried = parallel(embed, Identity(name="initial_state"))
-    typed = state_typed(carried, SpecChain.of(embed).in_type, count, hidden)
-    return serial(typed, lstm, tail)
+    ``(x, (h0, c0))`` -> ``(head(y), (h_n, c_n))`` (``lstm`` has ``return_state=True``), with
+    ``h0`` and ``c0`` each ``[count, B, H]``. Its inputs are ``Input``s named ``x`` and
+    ``state``."""
+    state = TensorType((lstm.num_layers * lstm.directions, "B", lstm.hidden_size))
+    initial = Input(TupleType((state, state), ("h0", "c0")), name="state")
+    x = Input(lstm.in_type if embed is None else SpecChain.of(embed).in_type, name="x")
+    carried = parallel(x if embed is None else x >> embed, initial)
+    return serial(carried, lstm, parallel(head, Identity(name="final_state")))
 
 
 def stateful_per_step(

@@ -1,4 +1,6 @@
-"""The checks of the functions' inputs and states, and the ``State`` pair."""
+"""The checks of the functions' inputs and states, the ``State`` pair, and what each record's
+chain takes: its checked sequence (a ``Padded`` when the function is given ``lengths``) and its
+initial states stacked like ``nn.LSTM``'s ``[N, B, H]``."""
 
 from __future__ import annotations
 
@@ -7,7 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from specchain.models.torchlean.attention import AttentionLSTMModel
+from specchain.models.torchlean.language import LSTMLanguageModel
+from specchain.models.torchlean.lengths import batch_of_one, sequence_input
 from specchain.models.torchlean.parts import shape_of
+from specchain.models.torchlean.record import SequenceModel
+from specchain.models.torchlean.sequence_models import BiLSTMModel, MultiLayerLSTMModel
+from specchain.padded import Padded
 from specchain.types import ShapeError, SpecError
 
 State = tuple[np.ndarray, np.ndarray]
@@ -96,3 +104,98 @@ def one_state(state: Any, batch: tuple[int, ...], hidden: int, dtype: np.dtype[A
 
 def unstack(h: np.ndarray, c: np.ndarray) -> list[State]:
     return [(h[k], c[k]) for k in range(h.shape[0])]
+
+
+# --- what each record's chain takes ----------------------------------------------------------
+
+
+def one_layer_inputs(
+    model: SequenceModel,
+    inputs: np.ndarray,
+    initial_state: State | None,
+    lengths: np.ndarray | None,
+    function: str,
+) -> tuple[np.ndarray | Padded, State]:
+    """``inputs [T, B, I]`` checked (a ``Padded`` with ``lengths``), and ``(h0, c0)`` (zeros if
+    None) stacked to ``[1, B, H]``."""
+    xs = check_sequence(inputs, model.input_size, model.dtype, "inputs")
+    state = one_state(initial_state, batch_of(xs), model.hidden_size, model.dtype)
+    return sequence_input(xs, lengths, function), state
+
+
+def bi_inputs(
+    model: BiLSTMModel,
+    inputs: np.ndarray,
+    forward_state: Any,
+    backward_state: Any,
+    lengths: np.ndarray | None,
+    function: str,
+) -> tuple[np.ndarray | Padded, State]:
+    """``inputs [T, B, I]`` checked (a ``Padded`` with ``lengths``), and the two directions'
+    states stacked like ``nn.LSTM``'s ``[2, B, H]``, forward first."""
+    xs = check_sequence(inputs, model.input_size, model.dtype, "inputs")
+    batch, h = batch_of(xs), model.hidden_size
+    pairs = [
+        check_state(s, batch, h, model.dtype, what)
+        for s, what in ((forward_state, "forward_state"), (backward_state, "backward_state"))
+    ]
+    states = (np.stack([h for h, _ in pairs]), np.stack([c for _, c in pairs]))
+    return sequence_input(xs, lengths, function), states
+
+
+def stack_inputs(
+    model: MultiLayerLSTMModel,
+    inputs: np.ndarray,
+    initial_states: Sequence[State] | None,
+    lengths: np.ndarray | None,
+    function: str,
+) -> tuple[np.ndarray | Padded, State]:
+    """``inputs [T, B, I]`` checked (a ``Padded`` with ``lengths``), and one ``(h0, c0)`` per
+    layer stacked to ``[L, B, H]``."""
+    xs = check_sequence(inputs, model.input_size, model.dtype, "inputs")
+    name, n, h = "MultiLayerLSTMModel", model.num_layers, model.hidden_size
+    states = stacked_states(initial_states, n, batch_of(xs), h, model.dtype, name)
+    return sequence_input(xs, lengths, function), states
+
+
+def lm_inputs(
+    model: LSTMLanguageModel,
+    inputs: np.ndarray,
+    initial_states: Sequence[State] | None,
+    lengths: np.ndarray | None,
+    function: str,
+) -> tuple[tuple[np.ndarray | Padded, State], bool]:
+    """``(inputs, (h0, c0) each [L, B, H])`` checked (the inputs a ``Padded`` with ``lengths``),
+    and True if the inputs are int tokens ``[T, B]`` rather than vectors ``[T, B, V]``."""
+    xs, tokens = check_vocab_input(inputs, model.vocab_size, model.dtype, "inputs")
+    batch, name = batch_of(xs, tokens), "LSTMLanguageModel"
+    states = stacked_states(
+        initial_states, model.num_layers, batch, model.hidden_size, model.dtype, name
+    )
+    return (sequence_input(xs, lengths, function, tokens), states), tokens
+
+
+def attention_inputs(
+    model: AttentionLSTMModel,
+    source: np.ndarray,
+    decoder_inputs: np.ndarray,
+    lengths: tuple[np.ndarray | None, np.ndarray | None],
+    function: str,
+) -> tuple[tuple[np.ndarray | Padded, np.ndarray | Padded], bool]:
+    """Both sequences checked (each a ``Padded`` with its lengths: source, then decoder) and
+    batched (``[S, I]`` / ``[T, I]`` get a batch of one); True if unbatched."""
+    i, dtype = model.input_size, model.dtype
+    src = check_sequence(source, i, dtype, "source")
+    dec = check_sequence(decoder_inputs, i, dtype, "decoder_inputs")
+    if src.ndim != dec.ndim:
+        raise ShapeError(
+            f"source {shape_of(src)} and decoder_inputs {shape_of(dec)} must both be batched "
+            "[len, B, I] or both single examples [len, I]"
+        )
+    pair = (
+        sequence_input(src, lengths[0], function, what="source"),
+        sequence_input(dec, lengths[1], function, what="decoder_inputs"),
+    )
+    if src.ndim == 2:
+        return (batch_of_one(pair[0]), batch_of_one(pair[1])), True
+    return pair, False
