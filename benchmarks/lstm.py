@@ -11,13 +11,18 @@ built from these BLAS calls can be faster than that column. ``target`` is issue 
 The second table runs the same layers on variable-length batches (lengths drawn uniformly in
 T/2..T, unsorted, as ``Padded`` inputs): ``full`` and ``lengths`` time the spec's own forward and
 backward on the full and the variable-length batch, ``lengths / full`` is the cost of lengths
-(issue 12's target: at most 1.2 at the middle size), and ``torch packed`` times
-``pack_padded_sequence`` -> ``nn.LSTM`` -> ``pad_packed_sequence`` and backward.
+(issue 12's target: at most 1.2 at the middle size; both are the best of three alternating
+blocks), and ``torch packed`` times ``pack_padded_sequence`` -> ``nn.LSTM`` ->
+``pad_packed_sequence`` and backward on the same batch. On a loaded shared machine, use
+``OPENBLAS_NUM_THREADS=1 python benchmarks/lstm.py --table lengths --cpu-time``: one thread on
+both sides, timed in process CPU time.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +43,7 @@ TARGETS = {(50, 32, 128, 256): 1.3, (100, 64, 256, 512): 1.0}  # issue 3, single
 LENGTHS_TARGET = {(50, 32, 128, 256): 1.2}  # issue 12: lengths / full batch
 
 Run = Callable[[], object]
+Timer = Callable[[Run, int, float], float]  # (run, repeats, warm-up seconds) -> median seconds
 
 
 # Runs are timed one block at a time, never interleaved: after numpy's GEMMs, OpenBLAS's worker
@@ -152,8 +158,34 @@ def full_batch_table(repeats: int) -> None:
             print(line)
 
 
-def lengths_table(repeats: int) -> None:
-    print("\nwith lengths uniform in T/2..T (unsorted), Padded input, spec forward + backward")
+def cpu_median(run: Run, repeats: int, warm_up: float = 0.0) -> float:
+    """``median_seconds`` in process CPU time: with one BLAS thread, what the run itself costs,
+    whatever else loads a shared machine."""
+    warm_until = time.process_time() + warm_up
+    while time.process_time() < warm_until:
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        run()
+        times.append(time.process_time() - start)
+    return statistics.median(times)
+
+
+def alternating_medians(runs: list[Run], repeats: int, timer: Timer) -> list[float]:
+    """For numpy runs only (no thread pools to disturb each other): each run's median, timed in
+    three alternating blocks, the best block kept, so that a burst of load on a shared machine
+    skews neither side of a ratio."""
+    best = [float("inf")] * len(runs)
+    for _ in range(3):
+        for k, run in enumerate(runs):
+            best[k] = min(best[k], timer(run, repeats, WARM_UP))
+    return best
+
+
+def lengths_table(repeats: int, timer: Timer) -> None:
+    clock = "CPU time" if timer is cpu_median else "wall time"
+    print(f"\nwith lengths uniform in T/2..T (unsorted), Padded input, medians of {clock}")
     print(
         f"{'config':<26}{'T, B, I, H':<20}{'full ms':>10}{'lengths ms':>12}{'lengths/full':>14}"
         f"{'torch packed ms':>17}{'ratio':>8}{'target':>8}"
@@ -165,12 +197,10 @@ def lengths_table(repeats: int) -> None:
             x = rng.standard_normal((steps, batch, features)).astype(np.float32)
             dy = rng.standard_normal((steps, batch, spec.directions * hidden)).astype(np.float32)
             lengths = rng.integers(steps // 2, steps + 1, batch).astype(np.int64)
-            runs = [
-                spec_run(spec, x, dy),
-                spec_run(spec, Padded(x, lengths), dy),
-                torch_packed_run(module, x, lengths, dy),
-            ]
-            full, ours, theirs = (median_seconds(run, repeats, warm_up=WARM_UP) for run in runs)
+            full, ours = alternating_medians(
+                [spec_run(spec, x, dy), spec_run(spec, Padded(x, lengths), dy)], repeats, timer
+            )
+            theirs = timer(torch_packed_run(module, x, lengths, dy), repeats, WARM_UP)
             shape = (steps, batch, features, hidden)
             line = f"{label:<26}{', '.join(map(str, shape)):<20}{full * 1e3:>10.2f}"
             line += f"{ours * 1e3:>12.2f}{ours / full:>14.2f}{theirs * 1e3:>17.2f}"
@@ -186,13 +216,20 @@ def main() -> None:
     parser.add_argument(
         "--table", choices=("all", "full", "lengths"), default="all", help="which table to print"
     )
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="lengths table in CPU time, torch on one thread (also set OPENBLAS_NUM_THREADS=1)",
+    )
     args = parser.parse_args()
+    if args.cpu_time:
+        torch.set_num_threads(1)
     threads = torch.get_num_threads()
     print(f"float32, torch {torch.__version__}, {threads} threads (numpy's BLAS uses its own pool)")
     if args.table in ("all", "full"):
         full_batch_table(args.repeats)
     if args.table in ("all", "lengths"):
-        lengths_table(args.repeats)
+        lengths_table(args.repeats, cpu_median if args.cpu_time else median_seconds)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ class Runs:
     """Which rows of a ``[T, B, ...]`` batch run at which step, once the batch is sorted.
 
     ``segments`` lists ``(t0, t1, n)``: during steps ``t0 .. t1 - 1`` exactly the first ``n``
-    sorted examples are running (``n > 0``); later steps, and rows ``n:`` of a segment, are
-    padding. ``order`` sorts the batch longest first (None: it already is, or no lengths were
-    given) and ``lengths`` are the sorted lengths (None without lengths: one segment covers the
-    whole ``[T, B]`` batch and every method below is the identity).
+    sorted examples are running (``n > 0`` with lengths); later steps, and rows ``n:`` of a
+    segment, are padding. ``order`` sorts the batch longest first (None: it already is, or no
+    lengths were given) and ``lengths`` are the sorted lengths (None without lengths: one
+    segment covers the whole ``[T, B]`` batch and every method below is the identity).
     """
 
     steps: int
@@ -54,7 +54,7 @@ class Runs:
             order = np.argsort(-lengths, kind="stable")
             lengths = lengths[order]
         ends = np.unique(lengths)  # ascending; step ends[k] is where some examples stop
-        starts = np.concatenate(([0], ends[:-1]))
+        starts = np.concatenate(([0], ends[:-1]))[: len(ends)]  # no segment for B = 0
         counts = batch - np.searchsorted(lengths[::-1], starts, side="right")
         segments = tuple(
             (int(t0), int(t1), int(n)) for t0, t1, n in zip(starts, ends, counts, strict=True)
