@@ -74,10 +74,17 @@ def examples(owner: str, inputs: object) -> Examples:
         data, second = inputs
         if not is_lengths(second):
             shown = np.asarray(second)
+            several = shown.dtype.kind == "f" and shown.ndim > 1
             raise SpecTypeError(
                 f"{owner}.inputs given as (x, lengths) need lengths as integers [N] (one per "
                 f"example), got {shown.dtype}{list(shown.shape)}; pass "
                 "np.asarray(lengths, dtype=np.int64)"
+                + (
+                    " (a tuple of several input arrays is not supported by fit yet: train "
+                    "with model.value_and_grad and an optimizer step)"
+                    if several
+                    else ""
+                )
             )
         lengths = np.asarray(second, dtype=np.int64)
     if not isinstance(data, np.ndarray):

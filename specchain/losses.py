@@ -142,7 +142,8 @@ class Loss:
             raise ShapeError(
                 f"{self.name}: the lengths run along axes {axes} of input "
                 f"{list(source.data.shape)}, but its positions are {list(shape)} (the last axis "
-                "holds the classes); put time and batch before the class axis"
+                "holds the classes); put time and batch before the class axis, or for one "
+                "unbatched sequence pass batch_axis=None"
             )
         source.check(self.name)
         return attrs.evolve(source, data=np.broadcast_to(np.False_, shape)).mask()

@@ -72,9 +72,14 @@ class Padded:
     def check(self, what: str = "input") -> None:
         """Refuse lengths that do not fit the data: one per example, each in ``1..T``."""
         shape, batch_axis = self.data.shape, self.batch_axis
-        if self.data.ndim <= max(self.time_axis, -1 if batch_axis is None else batch_axis):
+        if self.data.ndim <= self.time_axis:
             raise ShapeError(
                 f"{what}: data of shape {list(shape)} has no time axis {self.time_axis}"
+            )
+        if batch_axis is not None and self.data.ndim <= batch_axis:
+            raise ShapeError(
+                f"{what}: data of shape {list(shape)} has no batch axis {batch_axis}; for one "
+                "unbatched sequence, give batch_axis=None and one length"
             )
         steps = shape[self.time_axis]
         batch = 1 if batch_axis is None else shape[batch_axis]

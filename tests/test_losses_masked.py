@@ -322,5 +322,12 @@ def test_padded_y_whose_lengths_do_not_fit_is_refused(rng: np.random.Generator) 
 
 
 def test_lengths_on_an_input_without_that_axis_are_refused() -> None:
-    with pytest.raises(sc.ShapeError, match=r"^mse: data of shape \[5\] has no time axis 0$"):
+    with pytest.raises(
+        sc.ShapeError,
+        match=r"^mse: data of shape \[5\] has no batch axis 1; for one unbatched sequence, "
+        r"give batch_axis=None and one length$",
+    ):
         sc.losses.mse(np.zeros(5), np.zeros(5), lengths=[5])
+    sc.losses.mse(np.zeros(5), np.zeros(5), lengths=[5], batch_axis=None)
+    with pytest.raises(sc.ShapeError, match=r"or for one unbatched sequence pass batch_axis=None"):
+        sc.losses.cross_entropy(np.zeros((5, 3)), np.zeros(5, int), lengths=[3])

@@ -167,3 +167,10 @@ def test_float_lengths_are_refused_with_the_fix() -> None:
     ):
         data = ((x, lengths.astype(float)), labels)
         fit(model, data, sc.losses.cross_entropy, Adam(model), progress=False)
+
+
+def test_a_tuple_of_input_arrays_is_named_as_unsupported() -> None:
+    x, _, labels, _ = tagging_task()
+    model = tagger()
+    with pytest.raises(TypeError, match=r"a tuple of several input arrays is not supported by fit"):
+        fit(model, ((x, x), labels), sc.losses.cross_entropy, Adam(model), progress=False)
