@@ -133,3 +133,16 @@ def test_verify_refuses_lengths_the_model_does_not_declare() -> None:
     x, lengths = np.zeros((5, 3, 4), np.float32), np.array([5, 2, 3])
     with pytest.raises(pytorch.ExportError, match=r"start the model with sc\.Input\(type, name="):
         pytorch.verify(model, (x, lengths))
+
+
+def test_verify_with_a_loss_leaves_the_padding_out(rng: np.random.Generator) -> None:
+    model = ZOO["seq2seq"].build(lengths=True).to(np.float64)
+    x, lengths = rng.standard_normal((5, 3, 8)), np.array([5, 2, 3])
+    targets = rng.standard_normal((5, 3, 4))
+    report = pytorch.verify(model, (x, lengths), targets, sc.losses.mse)
+    assert report.ok(1e-7, 1e-9), report
+    assert report.loss is not None
+    expected = sc.losses.mse(model((x, lengths)), targets)  # a Padded output: masked
+    np.testing.assert_allclose(report.loss, (expected, expected), rtol=1e-10)
+    targets[4, 1] = 1e6  # on the padding: changes nothing
+    assert pytorch.verify(model, (x, lengths), targets, sc.losses.mse).loss == report.loss

@@ -91,10 +91,10 @@ def verify(
     module.train(train)
     if inputs is None:
         inputs = arguments.with_example_lengths(names, model.in_type, example_input(model, rng=0))
-    y, tape = model.forward(inputs, train=train, rng=0)
-    y = padded.strip(y)  # lengths ride along in the spec; the module returns the data
-    if loss is not None:
-        value, dy = loss.value_and_grad(y, targets)
+    y_spec, tape = model.forward(inputs, train=train, rng=0)
+    y = padded.strip(y_spec)  # lengths ride along in the spec; the module returns the data
+    if loss is not None:  # on a padded output, the loss leaves the padding out (as in training)
+        value, dy = loss.value_and_grad(y_spec, targets)
     else:
         value, dy = None, _random_like(y, np.random.default_rng(7))
     dx, grads = model.backward(tape, dy)
@@ -139,7 +139,10 @@ def verify(
         diffs[torch_key] = _diff(torch_key, grad, reference)
     loss_pair = None
     if loss is not None and value is not None:
-        torch_value = float(loss(rebuild(y, iter(o.detach().numpy() for o in out_leaves)), targets))
+        theirs_y = rebuild(y, iter(o.detach().numpy() for o in out_leaves))
+        if isinstance(y_spec, padded.Padded):
+            theirs_y = y_spec.with_data(theirs_y)
+        torch_value = float(loss(theirs_y, targets))
         loss_pair = (float(value), torch_value)
     return VerifyReport(diffs, loss_pair)
 
