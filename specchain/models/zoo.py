@@ -22,7 +22,19 @@ from specchain.modules.embedding import Embedding, OneHot
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM
 from specchain.modules.sequence import LastStep
-from specchain.types import TensorType
+from specchain.spec import NNModuleSpec
+from specchain.types import SpecError, TensorType
+
+CELLS: dict[str, Callable[..., NNModuleSpec]] = {
+    "lstm": LSTM
+}  # cell= name -> recurrent layer class
+
+
+def recurrent(cell: str, input_size: int, hidden_size: int, **options: Any) -> NNModuleSpec:
+    """The recurrent layer ``cell`` names (``"lstm"``, ...), with ``nn.LSTM``-style options."""
+    if cell not in CELLS:
+        raise SpecError(f"cell must be one of {', '.join(repr(c) for c in CELLS)}, got {cell!r}")
+    return CELLS[cell](input_size, hidden_size, **options)
 
 
 def sequence_input(features: int | None, lengths: bool, name: str = "x") -> list[Part]:
@@ -35,36 +47,36 @@ def sequence_input(features: int | None, lengths: bool, name: str = "x") -> list
 
 
 def seq2seq(
-    input_size: int, hidden_size: int, output_size: int, lengths: bool = False
+    input_size: int, hidden_size: int, output_size: int, lengths: bool = False, cell: str = "lstm"
 ) -> SpecChain:
-    """LSTM with a per-timestep head: ``[T, B, I]`` -> ``[T, B, O]``."""
+    """A recurrent layer with a per-timestep head: ``[T, B, I]`` -> ``[T, B, O]``."""
     return serial(
         *sequence_input(input_size, lengths),
-        LSTM(input_size, hidden_size),
+        recurrent(cell, input_size, hidden_size),
         Linear(hidden_size, output_size, name="head"),
     )
 
 
 def classifier(
-    input_size: int, hidden_size: int, num_classes: int, lengths: bool = False
+    input_size: int, hidden_size: int, num_classes: int, lengths: bool = False, cell: str = "lstm"
 ) -> SpecChain:
     """Many-to-one: the last hidden state to class logits, ``[T, B, I]`` -> ``[B, C]``."""
     return serial(
         *sequence_input(input_size, lengths),
-        LSTM(input_size, hidden_size),
+        recurrent(cell, input_size, hidden_size),
         LastStep(),
         Linear(hidden_size, num_classes, name="head"),
     )
 
 
 def two_layer(
-    input_size: int, hidden_size: int, output_size: int, lengths: bool = False
+    input_size: int, hidden_size: int, output_size: int, lengths: bool = False, cell: str = "lstm"
 ) -> SpecChain:
-    """Two LSTM layers as two specs (TorchLean's two-layer model) and a per-timestep head."""
+    """Two recurrent layers as two specs (TorchLean's two-layer model) and a per-timestep head."""
     return serial(
         *sequence_input(input_size, lengths),
-        LSTM(input_size, hidden_size, name="lstm1"),
-        LSTM(hidden_size, hidden_size, name="lstm2"),
+        recurrent(cell, input_size, hidden_size, name=f"{cell}1"),
+        recurrent(cell, hidden_size, hidden_size, name=f"{cell}2"),
         Linear(hidden_size, output_size, name="head"),
     )
 
@@ -76,12 +88,12 @@ def stacked(
     num_layers: int = 3,
     dropout: float = 0.0,
     lengths: bool = False,
+    cell: str = "lstm",
 ) -> SpecChain:
-    """An N-layer LSTM (one ``nn.LSTM(num_layers=N)``) and a per-timestep head."""
-    lstm = LSTM(input_size, hidden_size, num_layers=num_layers, dropout=dropout)
-    return serial(
-        *sequence_input(input_size, lengths), lstm, Linear(hidden_size, output_size, name="head")
-    )
+    """An N-layer recurrent layer (one ``nn.LSTM(num_layers=N)``) and a per-timestep head."""
+    layer = recurrent(cell, input_size, hidden_size, num_layers=num_layers, dropout=dropout)
+    head = Linear(hidden_size, output_size, name="head")
+    return serial(*sequence_input(input_size, lengths), layer, head)
 
 
 def language_model(
@@ -91,8 +103,10 @@ def language_model(
     dropout: float = 0.0,
     one_hot: bool = False,
     lengths: bool = False,
+    cell: str = "lstm",
 ) -> SpecChain:
-    """Embedding -> LSTM stack -> Dropout -> projection to the vocabulary (PyTorch semantics).
+    """Embedding -> recurrent stack -> Dropout -> projection to the vocabulary (PyTorch
+    semantics).
 
     Tokens ``int[T, B]`` -> logits ``[T, B, V]``. ``one_hot=True`` embeds with TorchLean's
     linear layer on one-hot vectors (``OneHot`` + ``Linear(V, H, bias=False)``).
@@ -105,17 +119,20 @@ def language_model(
     return serial(
         *sequence_input(None, lengths, name="tokens"),
         embed,
-        LSTM(hidden_size, hidden_size, num_layers=num_layers, dropout=dropout),
+        recurrent(cell, hidden_size, hidden_size, num_layers=num_layers, dropout=dropout),
         Dropout(dropout),
         Linear(hidden_size, vocab_size, name="projection"),
     )
 
 
-def bilstm(input_size: int, hidden_size: int, output_size: int, lengths: bool = False) -> SpecChain:
-    """A bidirectional LSTM and a per-timestep head on both directions: ``[T, B, 2H]`` -> O."""
-    lstm = LSTM(input_size, hidden_size, bidirectional=True)
+def bilstm(
+    input_size: int, hidden_size: int, output_size: int, lengths: bool = False, cell: str = "lstm"
+) -> SpecChain:
+    """A bidirectional recurrent layer and a per-timestep head on both directions:
+    ``[T, B, 2H]`` -> O."""
+    layer = recurrent(cell, input_size, hidden_size, bidirectional=True)
     head = Linear(2 * hidden_size, output_size, name="head")
-    return serial(*sequence_input(input_size, lengths), lstm, head)
+    return serial(*sequence_input(input_size, lengths), layer, head)
 
 
 def attention_seq2seq(

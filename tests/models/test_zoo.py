@@ -240,3 +240,8 @@ def test_attention_decoder_state_scores_get_zero_gradient(rng: np.random.Generat
     assert np.max(np.abs(w[:, :3])) < 1e-12
     assert np.max(np.abs(w[:, 3:])) > 1e-6
     assert abs(grads["attention.attention_weights.bias"][0]) < 1e-12
+
+
+def test_an_unknown_cell_is_named_with_the_choices() -> None:
+    with pytest.raises(sc.SpecError, match=r"^cell must be one of 'lstm'.*, got 'lsmt'$"):
+        zoo.classifier(8, 16, 3, cell="lsmt")
