@@ -163,6 +163,33 @@ def test_unbatched_matches_torch(
     )
 
 
+@pytest.mark.parametrize("fill", [np.nan, np.inf, 1e30], ids=["nan", "inf", "huge"])
+def test_padding_values_change_nothing_and_get_zero_gradient(
+    fill: float, rng: np.random.Generator
+) -> None:
+    """Padding in ``x`` and ``dy`` set to NaN, inf or 1e30 gives bit-for-bit the results of
+    zero padding, and ``dx`` is exactly 0 on padding."""
+    model, _ = _pair(np.float64, num_layers=2, bidirectional=True, batch_first=True)
+    data = _data(rng, np.float64, BATCH, num_layers=2, bidirectional=True, batch_first=True)
+    lens = np.array(LENGTHS)
+    pad = (np.arange(STEPS)[None, :] >= lens[:, None])[..., None]  # [B, T, 1]
+
+    def run(value: float) -> tuple[Any, ...]:
+        x = Padded(np.where(pad, value, data["x"]), lens, time_axis=1, batch_axis=0)
+        (y, h_n), tape = model.forward((x, data["h0"]), train=True, rng=0)
+        (dx, dh0), grads = model.backward(tape, (np.where(pad, value, data["dy"]), data["dh_n"]))
+        return y.data, h_n, dx, dh0, grads
+
+    clean, dirty = run(0.0), run(fill)
+    for a, b in zip(clean[:4], dirty[:4], strict=True):
+        np.testing.assert_array_equal(a, b)
+    for name, grad in clean[4].items():
+        np.testing.assert_array_equal(grad, dirty[4][name], err_msg=name)
+    dx = dirty[2]
+    assert not dx[np.broadcast_to(pad, dx.shape)].any(), "no gradient reaches padding"
+    assert dx[~np.broadcast_to(pad, dx.shape)].all()
+
+
 def test_without_return_state_the_output_is_y(rng: np.random.Generator) -> None:
     model = GRU(IN, HID, num_layers=2, bidirectional=True).as_chain().to(np.float64)
     ref = torch.nn.GRU(IN, HID, num_layers=2, bidirectional=True, dtype=torch.float64)
