@@ -72,18 +72,19 @@ def check_gru_matches_torch(
     bf = bool(options.get("batch_first"))
     x: Any = data["x"]
     if lengths is not None:
-        axes = (1, 0) if bf else (0, 1)
+        axes: tuple[int, int | None] = (0, None) if batch is None else ((1, 0) if bf else (0, 1))
         x = Padded(x, np.array(lengths), time_axis=axes[0], batch_axis=axes[1])
     (y, h_n), tape = model.forward((x, data["h0"]) if state else x, train=True, rng=0)
     dx, grads = model.backward(tape, (data["dy"], data["dh_n"]))
 
     xt, h0t = torch_from(data["x"], requires_grad=True), torch_from(data["h0"], True)
     inp: Any = xt
-    if lengths is not None:
+    if lengths is not None and batch is not None:
         inp = pack_padded_sequence(xt, torch.tensor(lengths), bf, enforce_sorted=False)
     yt, h_nt = ref(inp, h0t) if state else ref(inp)
     if lengths is not None:
-        yt, _ = pad_packed_sequence(yt, bf, total_length=STEPS)
+        if batch is not None:
+            yt, _ = pad_packed_sequence(yt, bf, total_length=STEPS)
         assert isinstance(y, Padded)
         assert not y.data[~y.mask()].any(), "outputs past each length are exactly 0"
         y = y.data
@@ -144,22 +145,10 @@ def test_unbatched_matches_torch(
     lengths: list[int] | None,
     rng: np.random.Generator,
 ) -> None:
-    """``x [T, I]`` with ``h0 [L*D, H]``; torch packs an unbatched sequence as a batch of one."""
-    if lengths is not None:
-        model, ref = _pair(dtype, num_layers=2, bidirectional=bidirectional)
-        data = _data(rng, dtype, None, num_layers=2, bidirectional=bidirectional)
-        x = Padded(data["x"], np.array(lengths), time_axis=0, batch_axis=None)
-        (y, h_n), _ = model.forward((x, data["h0"]) if state else x, train=True, rng=0)
-        yt, h_nt = (
-            ref(torch_from(data["x"]), torch_from(data["h0"]))
-            if state
-            else ref(torch_from(data["x"]))
-        )
-        assert_close(y.data, yt, "output")
-        assert_close(h_n, h_nt, "h_n")
-        return
+    """``x [T, I]`` with ``h0 [L*D, H]``; an unbatched ``Padded`` (its one length is T) runs
+    as torch's unbatched call."""
     check_gru_matches_torch(
-        rng, dtype, state, None, None, num_layers=2, bidirectional=bidirectional
+        rng, dtype, state, lengths, None, num_layers=2, bidirectional=bidirectional
     )
 
 
