@@ -5,6 +5,7 @@ from specchain.modules.attention import AttentionLSTM
 from specchain.modules.dropout import Dropout, ScaledDropout
 from specchain.modules.embedding import Embedding, OneHot
 from specchain.modules.gatewise import LinearGrads, LSTMGateParams, LSTMGrads
+from specchain.modules.gru import GRU, GRUCell
 from specchain.modules.linear import Linear
 from specchain.modules.normalization import LayerNorm
 from specchain.modules.recurrent import LSTM, LSTMCell
@@ -12,12 +13,14 @@ from specchain.modules.sequence import Add, Concat, LastStep, Reverse, Select, T
 from specchain.pack import Pack
 
 __all__ = [
+    "GRU",
     "LSTM",
     "Add",
     "AttentionLSTM",
     "Concat",
     "Dropout",
     "Embedding",
+    "GRUCell",
     "Identity",
     "LSTMCell",
     "LSTMGateParams",
