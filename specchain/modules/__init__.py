@@ -8,11 +8,13 @@ from specchain.modules.gatewise import LinearGrads, LSTMGateParams, LSTMGrads
 from specchain.modules.linear import Linear
 from specchain.modules.normalization import LayerNorm
 from specchain.modules.recurrent import LSTM, LSTMCell
+from specchain.modules.rnn import RNN, RNNCell
 from specchain.modules.sequence import Add, Concat, LastStep, Reverse, Select, TimeDistributed
 from specchain.pack import Pack
 
 __all__ = [
     "LSTM",
+    "RNN",
     "Add",
     "AttentionLSTM",
     "Concat",
@@ -28,6 +30,7 @@ __all__ = [
     "LinearGrads",
     "OneHot",
     "Pack",
+    "RNNCell",
     "ReLU",
     "Reverse",
     "ScaledDropout",
