@@ -9,12 +9,14 @@ from specchain.modules.gru import GRU, GRUCell
 from specchain.modules.linear import Linear
 from specchain.modules.normalization import LayerNorm
 from specchain.modules.recurrent import LSTM, LSTMCell
+from specchain.modules.rnn import RNN, RNNCell
 from specchain.modules.sequence import Add, Concat, LastStep, Reverse, Select, TimeDistributed
 from specchain.pack import Pack
 
 __all__ = [
     "GRU",
     "LSTM",
+    "RNN",
     "Add",
     "AttentionLSTM",
     "Concat",
@@ -31,6 +33,7 @@ __all__ = [
     "LinearGrads",
     "OneHot",
     "Pack",
+    "RNNCell",
     "ReLU",
     "Reverse",
     "ScaledDropout",
