@@ -136,10 +136,16 @@ def bilstm(
 
 
 def attention_seq2seq(
-    input_size: int, hidden_size: int, output_size: int, lengths: bool = False
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    lengths: bool = False,
+    score: str = "concat",
 ) -> SpecChain:
-    """TorchLean's attention encoder/decoder: ``(source, decoder_inputs)`` -> ``[T, B, O]``."""
-    attention = AttentionLSTM(input_size, hidden_size, output_size, name="attention")
+    """TorchLean's attention encoder/decoder: ``(source, decoder_inputs)`` -> ``[T, B, O]``.
+    ``score`` is ``"concat"`` (default), ``"dot"``, ``"general"`` or ``"additive"`` (see
+    ``AttentionLSTM``)."""
+    attention = AttentionLSTM(input_size, hidden_size, output_size, score=score, name="attention")
     if not lengths:
         return attention.as_chain()
     source = Input(TensorType(("S", "B", input_size)), name="source", lengths=True)

@@ -11,16 +11,28 @@ given inputs, not its own predictions); output ``[T, B, O]``. With ``e_j`` the e
 ``(h_{-1}, c_{-1})`` the encoder's final state::
 
     e, (h_{-1}, c_{-1}) = encoder(source)                            encoder: LSTM I -> H
-    score_{t,j} = attention_weights([h_{t-1}; e_j])                   Linear 2H -> 1
+    score_{t,j} = score(h_{t-1}, e_j)                                 see below
     alpha_t     = softmax_j(score_t)                                  over the S source positions
     ctx_t       = sum_j alpha_{t,j} e_j                               [B, H]
     h_t, c_t    = decoder([x_t; ctx_t], (h_{t-1}, c_{t-1}))           LSTMCell (I + H) -> H
     y_t         = output(h_t)                                         Linear H -> O
 
-Note: the scorer is linear, as the record's single ``attention_weights`` layer (2H -> 1) allows
-with no further parameters, so the decoder-state half of ``attention_weights`` adds the same
-amount to every source position and cancels in the softmax. Those weights get an exactly zero
-gradient; a tanh-scored (Bahdanau) variant would differ.
+``score=`` picks the score (``specchain.modules.attention_scores`` has the code)::
+
+    "concat"    score(s, e_j) = w^T [s; e_j] + b          attention_weights: Linear 2H -> 1
+    "dot"       score(s, e_j) = s . e_j                    no parameters (Luong et al. 2015)
+    "general"   score(s, e_j) = s^T W_a e_j                attention_weights: Linear H -> H, no
+                                                           bias, on e_j (Luong et al. 2015)
+    "additive"  score(s, e_j) = v^T tanh(W [s; e_j] + b)   attention_weights: Linear 2H -> H,
+                                                           attention_v: Linear H -> 1, no bias
+                                                           (Bahdanau et al. 2015)
+
+Luong, Pham & Manning 2015, "Effective Approaches to Attention-based Neural Machine Translation";
+Bahdanau, Cho & Bengio 2015, "Neural Machine Translation by Jointly Learning to Align and
+Translate". The default ``"concat"`` is TorchLean's record (one ``attention_weights`` layer
+2H -> 1) with no further parameters: it is linear, so the decoder-state half of
+``attention_weights`` adds the same amount to every source position and cancels in the softmax.
+Those weights get an exactly zero gradient; the other scores depend on ``s``.
 
 Variable lengths (``takes_lengths``): either input may be a time-major ``Padded`` (a chain called
 with ``((source, source_lengths), (decoder_inputs, target_lengths))``, or one of them plain). With
@@ -31,9 +43,10 @@ the output is ``Padded(y, target_lengths)``, ``y`` exactly zero at and past each
 cotangent there is ignored. Each example of a padded batch gets what it gets alone, and no
 gradient comes from or reaches padding (padding holding NaN included).
 
-Parameters are those of the parts, under ``encoder.``, ``decoder.``, ``attention_weights.`` and
-``output.`` (``encoder.weight_ih_l0``, ``decoder.weight_ih``, ...), matching a PyTorch module with
-submodules ``nn.LSTM``, ``nn.LSTMCell`` and two ``nn.Linear``.
+Parameters are those of the parts, under ``encoder.``, ``decoder.``, ``attention_weights.``
+(``attention_v.`` too for the additive score; neither for dot) and ``output.``
+(``encoder.weight_ih_l0``, ``decoder.weight_ih``, ...), matching a PyTorch module with
+submodules ``nn.LSTM``, ``nn.LSTMCell`` and ``nn.Linear``.
 """
 
 from __future__ import annotations
@@ -45,6 +58,13 @@ import numpy as np
 
 from specchain import padded
 from specchain.exporters import pytorch
+from specchain.modules.attention_scores import (
+    ScoreSaved,
+    check_score,
+    score_backward,
+    score_forward,
+    score_parts,
+)
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM, LSTMCell
 from specchain.numerics import softmax
@@ -53,13 +73,19 @@ from specchain.params import ParamDecl
 from specchain.spec import Context, NNModuleSpec, Params, positive_int
 from specchain.types import BATCH, TIME, DimEnv, ShapeError, TensorType, TupleType, Type
 
-PARTS = ("encoder", "decoder", "attention_weights", "output")
 NAMES = ("source", "decoder_inputs")
 
 
 @attrs.define(eq=False)
 class AttentionLSTM(NNModuleSpec, family="attention"):
-    """Encoder LSTM, linear attention over the encoder outputs, LSTMCell decoder, output Linear.
+    """Encoder LSTM, attention over the encoder outputs, LSTMCell decoder, output Linear.
+
+    Args:
+        input_size: size I of the source and decoder input features.
+        hidden_size: size H of the encoder and decoder states.
+        output_size: size O of each output step.
+        score: ``"concat"`` (default), ``"dot"``, ``"general"`` or ``"additive"`` (the module
+            docstring has the equations).
 
     Shapes: ``(source [S, B, I], decoder_inputs [T, B, I])`` -> ``[T, B, O]``.
     """
@@ -67,6 +93,7 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
     input_size: int = attrs.field(validator=positive_int)
     hidden_size: int = attrs.field(validator=positive_int)
     output_size: int = attrs.field(validator=positive_int)
+    score: str = attrs.field(default="concat", kw_only=True, validator=check_score)
     parts: dict[str, NNModuleSpec] = attrs.field(init=False, repr=False)
 
     takes_lengths: ClassVar[bool] = True  # forward reads Padded source and decoder inputs
@@ -76,7 +103,7 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
         self.parts = {  # whose math this spec runs: hyper-parameters only, weights live in params
             "encoder": LSTM(i, h, return_state=True, name="encoder", rng=0),
             "decoder": LSTMCell(i + h, h, name="decoder", rng=0),
-            "attention_weights": Linear(2 * h, 1, name="attention_weights", rng=0),
+            **score_parts(self.score, h),
             "output": Linear(h, o, name="output", rng=0),
         }
         for part in self.parts.values():
@@ -91,10 +118,11 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
         return decls
 
     def describe(self) -> str:
-        return f"{self.input_size} -> {self.hidden_size} -> {self.output_size}, attention"
+        score = "" if self.score == "concat" else f" ({self.score} score)"
+        return f"{self.input_size} -> {self.hidden_size} -> {self.output_size}, attention{score}"
 
     def components(self) -> Any:
-        """The four parts side by side, each on its own input (for diagrams: the decoder loop
+        """The parts side by side, each on its own input (for diagrams: the decoder loop
         that connects them is described in this module's docstring, not drawn as edges)."""
         from specchain.chain import parallel
 
@@ -144,18 +172,15 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
         source_valid, target_valid = _valid_steps(source), _valid_steps(target)
         if target_valid is not None:  # padding never reaches a weight, even when it holds NaN
             target_data = np.where(target_valid[..., None], target_data, 0)
-        parts, sub = self.parts, _split_params(params)
+        parts, sub = self.parts, self._split_params(params)
         (encoded, (h, c)), enc_saved = parts["encoder"].forward(sub["encoder"], source, ctx)
         enc_out = padded.strip(encoded)  # zero past each source length
         h, c = h[0], c[0]  # each example's state at its own last source step
         steps = []
         hs = np.empty((target_data.shape[0], *h.shape), dtype=h.dtype)
         for t in range(target_data.shape[0]):
-            pair = np.concatenate([np.broadcast_to(h, enc_out.shape), enc_out], axis=2)
-            scores, score_saved = parts["attention_weights"].forward(
-                sub["attention_weights"], pair, ctx
-            )
-            alpha = masked_softmax(scores[..., 0], source_valid)  # [S, B]
+            scores, score_saved = score_forward(self.score, parts, sub, h, enc_out, ctx)
+            alpha = masked_softmax(scores, source_valid)  # [S, B]
             context = np.einsum("sb,sbh->bh", alpha, enc_out)
             step_in = np.concatenate([target_data[t], context], axis=1)
             (h, c), cell_saved = parts["decoder"].forward(sub["decoder"], (step_in, (h, c)), ctx)
@@ -170,7 +195,7 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
     def backward(self, params: Params, saved: Saved, dy: np.ndarray) -> tuple[Any, Params]:
         """``dy [T, B, O]`` (plain; ignored past each decoder length) -> ``((d_source,
         d_decoder_inputs), grads)``, both exactly zero on padding."""
-        parts, sub = self.parts, _split_params(params)
+        parts, sub = self.parts, self._split_params(params)
         if saved.target_valid is not None:
             dy = np.where(saved.target_valid[..., None], dy, 0)
         d_hs, grads = parts["output"].backward(sub["output"], saved.out_saved, dy)
@@ -180,7 +205,6 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
         d_target = np.empty((len(saved.steps), *d_hs.shape[1:-1], self.input_size), dy.dtype)
         dh = np.zeros_like(d_hs[0])
         dc = np.zeros_like(dh)
-        hidden = self.hidden_size
         for t in range(len(saved.steps) - 1, -1, -1):
             step = saved.steps[t]
             alpha = step.alpha
@@ -193,24 +217,33 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
             d_enc += alpha[..., None] * d_context
             # masked positions have alpha = 0, so their score gradient is exactly zero too
             d_scores = alpha * (d_alpha - (alpha * d_alpha).sum(axis=0, keepdims=True))
-            d_pair, g = parts["attention_weights"].backward(
-                sub["attention_weights"], step.score_saved, d_scores[..., None]
+            d_s, d_keys, score_grads = score_backward(
+                self.score, parts, sub, step.score_saved, d_scores
             )
-            _accumulate(totals, "attention_weights", g)
-            dh = dh + d_pair[:, :, :hidden].sum(axis=0)
-            d_enc += d_pair[:, :, hidden:]
+            for part, g in score_grads.items():
+                _accumulate(totals, part, g)
+            dh = dh + d_s
+            d_enc += d_keys
         d_state = (dh[None], dc[None])
         d_source, g = parts["encoder"].backward(sub["encoder"], saved.enc_saved, (d_enc, d_state))
         _accumulate(totals, "encoder", g)
         return (d_source, d_target), totals
 
+    def _split_params(self, params: Params) -> dict[str, Params]:
+        """``params`` by part: ``{"encoder": {"weight_ih_l0": ...}, ...}``."""
+        sub: dict[str, Params] = {part: {} for part in self.parts}
+        for name, value in params.items():
+            part, local = name.split(".", 1)
+            sub[part][local] = value
+        return sub
+
 
 @attrs.frozen(eq=False)
 class DecoderStep:
-    """What one decoder step keeps: the scorer's saved input, the attention weights
+    """What one decoder step keeps: the score's saved tensors, the attention weights
     ``alpha [S, B]`` (exactly zero past each source length) and the cell's saved tensors."""
 
-    score_saved: Any
+    score_saved: ScoreSaved
     alpha: np.ndarray
     cell_saved: Any
 
@@ -261,14 +294,6 @@ def masked_softmax(scores: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     return softmax(scores, axis=0)
 
 
-def _split_params(params: Params) -> dict[str, Params]:
-    sub: dict[str, Params] = {part: {} for part in PARTS}
-    for name, value in params.items():
-        part, local = name.split(".", 1)
-        sub[part][local] = value
-    return sub
-
-
 def _accumulate(totals: Params, part: str, grads: Params) -> None:
     for k, v in grads.items():
         key = f"{part}.{k}"
@@ -280,5 +305,7 @@ def _accumulate(totals: Params, part: str, grads: Params) -> None:
 
 @pytorch.emitter(AttentionLSTM)
 def _emit_attention_lstm(spec: AttentionLSTM, in_type: Type) -> pytorch.Emitted:
-    emitted = pytorch.helper("AttentionLSTM", spec.input_size, spec.hidden_size, spec.output_size)
+    sizes = (spec.input_size, spec.hidden_size, spec.output_size)
+    score = () if spec.score == "concat" else (spec.score,)  # concat: the text as before
+    emitted = pytorch.helper("AttentionLSTM", *sizes, *score)
     return attrs.evolve(emitted, lengths="argument")  # (source_lengths, decoder_lengths)

@@ -40,7 +40,7 @@ ALLOWED_IMPORTS = {"__future__", "pathlib", "numpy", "torch", "torch.nn", "torch
 # callee allowlists, kept to what the exporter and torch_helpers actually write
 CALLABLE_NAMES = {"super", "Path", "len", "range", "tuple", "zip"}
 MODULE_FUNCTIONS = {
-    "torch": {"flip", "cat", "zeros", "softmax", "einsum", "stack", "from_numpy"}
+    "torch": {"flip", "cat", "zeros", "softmax", "einsum", "stack", "from_numpy", "tanh"}
     | {"arange", "where"},
     "nn": {"LSTM", "LSTMCell", "Linear", "Embedding", "Dropout", "Tanh", "Sigmoid", "ReLU"}
     | {"Identity"},

@@ -135,13 +135,27 @@ class OneHot(nn.Module):
 
 
 class AttentionLSTM(nn.Module):
-    """Encoder LSTM, linear attention over its outputs, LSTMCell decoder on [input; context]."""
+    """Encoder LSTM, attention over its outputs, LSTMCell decoder on [input; context].
 
-    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+    ``score`` of the decoder state ``s [B, H]`` against each encoder output ``e_j``:
+    ``"concat"`` ``w^T [s; e_j] + b``, ``"dot"`` ``s . e_j`` (Luong et al. 2015), ``"general"``
+    ``s^T W_a e_j`` (Luong et al. 2015), ``"additive"`` ``v^T tanh(W [s; e_j] + b)`` (Bahdanau
+    et al. 2015)."""
+
+    def __init__(
+        self, input_size: int, hidden_size: int, output_size: int, score: str = "concat"
+    ) -> None:
         super().__init__()
+        self.score = score
         self.encoder = nn.LSTM(input_size, hidden_size)
         self.decoder = nn.LSTMCell(input_size + hidden_size, hidden_size)
-        self.attention_weights = nn.Linear(2 * hidden_size, 1)
+        if score == "concat":
+            self.attention_weights = nn.Linear(2 * hidden_size, 1)
+        elif score == "general":
+            self.attention_weights = nn.Linear(hidden_size, hidden_size, bias=False)
+        elif score == "additive":
+            self.attention_weights = nn.Linear(2 * hidden_size, hidden_size)
+            self.attention_v = nn.Linear(hidden_size, 1, bias=False)
         self.output = nn.Linear(hidden_size, output_size)
 
     def forward(
@@ -163,8 +177,15 @@ class AttentionLSTM(nn.Module):
         steps = torch.arange(source.shape[0], device=source.device)
         states = []
         for t in range(decoder_inputs.shape[0]):
-            pairs = torch.cat([h.expand_as(encoded), encoded], dim=2)
-            scores = self.attention_weights(pairs)[..., 0]
+            if self.score == "dot":
+                scores = torch.einsum("bh,sbh->sb", h, encoded)
+            elif self.score == "general":
+                scores = torch.einsum("bh,sbh->sb", h, self.attention_weights(encoded))
+            else:  # concat or additive: a layer on [s; e_j]
+                pairs = self.attention_weights(torch.cat([h.expand_as(encoded), encoded], dim=2))
+                if self.score == "additive":
+                    pairs = self.attention_v(torch.tanh(pairs))
+                scores = pairs[..., 0]
             if source_lengths is not None:
                 padding = steps[:, None] >= source_lengths.to(source.device)[None, :]
                 scores = scores.masked_fill(padding, -torch.inf)
