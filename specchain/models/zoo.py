@@ -19,15 +19,15 @@ from specchain.inputs import Input
 from specchain.modules.attention import AttentionLSTM
 from specchain.modules.dropout import Dropout
 from specchain.modules.embedding import Embedding, OneHot
+from specchain.modules.gru import GRU
 from specchain.modules.linear import Linear
 from specchain.modules.recurrent import LSTM
+from specchain.modules.rnn import RNN
 from specchain.modules.sequence import LastStep
 from specchain.spec import NNModuleSpec
 from specchain.types import SpecError, TensorType
 
-CELLS: dict[str, Callable[..., NNModuleSpec]] = {
-    "lstm": LSTM
-}  # cell= name -> recurrent layer class
+CELLS: dict[str, Callable[..., NNModuleSpec]] = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
 
 def recurrent(cell: str, input_size: int, hidden_size: int, **options: Any) -> NNModuleSpec:
