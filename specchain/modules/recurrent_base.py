@@ -236,6 +236,24 @@ def sequence_dims(x_type: TensorType, batch_first: bool) -> tuple[Dim, Dim | Non
     return (second, first) if batch_first else (first, second)
 
 
+def checked_sequence(
+    x_type: TensorType, own: TensorType, batch_first: bool, dims: DimEnv, family: str
+) -> tuple[TensorType, Dim | None]:
+    """A multi-layer family's ``x`` type checked against its own ``[T, B, I]`` / ``[B, T, I]``
+    (``own``): a leading ``...`` takes its rank; rank 3 or unbatched ``[T, I]``; the feature size;
+    the axis roles; ``T >= 1``. Returns the type and its batch dim (None when unbatched)."""
+    size = own.dims[-1]
+    if x_type.variadic:
+        x_type = dims.fix_rank(x_type, own.dims, "input")
+    if x_type.rank not in (2, 3):
+        raise ShapeError(f"rank: expected [T, B, {size}] or [T, {size}], got {x_type}")
+    dims.equal(x_type.dims[-1], size, "feature size")
+    check_layout(x_type, batch_first, dims, family)
+    time, batch = sequence_dims(x_type, batch_first)
+    check_steps(time, family)
+    return x_type, batch
+
+
 def check_layout(x_type: TensorType, batch_first: bool, dims: DimEnv, family: str) -> None:
     """Refuse a sequence whose axis roles do not fit the layer's layout: ``[B, T, F]`` into a
     time-major layer (or the reverse), or ``[B, F]`` (no time axis) read as an unbatched

@@ -32,14 +32,12 @@ from specchain.modules.lengths_kernel import reverse_within
 from specchain.modules.recurrent_base import (
     Signature,
     StateSlot,
-    check_layout,
     check_one_step,
     check_state_type,
-    check_steps,
+    checked_sequence,
     initial_states,
     read_padded,
     read_sequence,
-    sequence_dims,
     split_input,
     split_type,
     suffix,
@@ -148,16 +146,9 @@ class RNN(NNModuleSpec, family="recurrent"):
 
     def infer(self, in_type: Type, dims: DimEnv) -> Type:
         x_type, state = split_type(in_type, self._sequence_type(), SIGNATURE)
-        if x_type.variadic:
-            x_type = dims.fix_rank(x_type, self._sequence_type().dims, "input")
-        if x_type.rank not in (2, 3):
-            raise ShapeError(
-                f"rank: expected [T, B, {self.input_size}] or [T, {self.input_size}], got {x_type}"
-            )
-        dims.equal(x_type.dims[-1], self.input_size, "feature size")
-        check_layout(x_type, self.batch_first, dims, "RNN")
-        time, batch = sequence_dims(x_type, self.batch_first)
-        check_steps(time, "RNN")
+        x_type, batch = checked_sequence(
+            x_type, self._sequence_type(), self.batch_first, dims, "RNN"
+        )
         lead: tuple[Dim, ...] = (self.num_layers * self.directions,) + (
             () if batch is None else (batch,)
         )
