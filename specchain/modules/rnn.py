@@ -27,25 +27,12 @@ import attrs
 import numpy as np
 
 from specchain.exporters import pytorch
-from specchain.modules.dropout import dropout_mask
-from specchain.modules.lengths_kernel import reverse_within
-from specchain.modules.recurrent_base import (
-    Signature,
-    StateSlot,
-    check_one_step,
-    check_state_type,
-    checked_sequence,
-    initial_states,
-    read_padded,
-    read_sequence,
-    split_input,
-    split_type,
-    suffix,
-)
+from specchain.modules.recurrent_base import Signature, StateSlot, suffix
+from specchain.modules.recurrent_stack import Cell, Direction, Stacked, States
 from specchain.modules.rnn_kernel import NONLINEARITIES, RNNWeights, rnn_backward, rnn_forward
 from specchain.params import ParamDecl, uniform
-from specchain.spec import Context, NNModuleSpec, Params, flag, positive_int, probability
-from specchain.types import Dim, DimEnv, ShapeError, TensorType, TupleType, Type
+from specchain.spec import NNModuleSpec, Params, flag, positive_int, probability
+from specchain.types import Type
 from specchain.validate import choice
 
 SIGNATURE = Signature("RNN", "an", ("h0",))
@@ -77,16 +64,31 @@ def _weights(params: Params, sfx: str, nonlinearity: str) -> RNNWeights:
     return RNNWeights(params[f"weight_ih{sfx}"], params[f"weight_hh{sfx}"], bias, nonlinearity)
 
 
-def _describe(spec: RNN | RNNCell, parts: list[str]) -> str:
-    if spec.nonlinearity != "tanh":
-        parts.append(spec.nonlinearity)
-    if not spec.bias:
-        parts.append("no bias")
-    return ", ".join([f"{spec.input_size} -> {spec.hidden_size}", *parts])
+@attrs.frozen
+class RNNDirection:
+    """The Elman kernel (``rnn_kernel``) as a ``Direction``: state ``(h [B, H],)``."""
+
+    nonlinearity: str
+
+    def forward(
+        self, params: Params, sfx: str, x: np.ndarray, states: States, lengths: np.ndarray | None
+    ) -> tuple[np.ndarray, States, Any]:
+        w = _weights(params, sfx, self.nonlinearity)
+        y, h_n, cache = rnn_forward(x, states[0], w, lengths)
+        return y, (h_n,), cache
+
+    def backward(
+        self, params: Params, sfx: str, cache: Any, dy: np.ndarray, d_finals: States
+    ) -> tuple[np.ndarray, States, Params]:
+        g = rnn_backward(_weights(params, sfx, self.nonlinearity), cache, dy, d_finals[0])
+        grads: Params = {f"weight_ih{sfx}": g.w_ih, f"weight_hh{sfx}": g.w_hh}
+        if g.bias is not None:
+            grads[f"bias_ih{sfx}"], grads[f"bias_hh{sfx}"] = g.bias, g.bias.copy()
+        return g.dx, (g.dh0,), grads
 
 
 @attrs.define(eq=False)
-class RNN(NNModuleSpec, family="recurrent"):
+class RNN(Stacked, NNModuleSpec, family="recurrent"):
     """A multi-layer Elman RNN, option for option ``torch.nn.RNN`` (plus ``return_state``).
 
     Args:
@@ -111,182 +113,36 @@ class RNN(NNModuleSpec, family="recurrent"):
     bidirectional: bool = attrs.field(default=False, validator=flag)
     return_state: bool = attrs.field(default=False, kw_only=True, validator=flag)
 
+    signature: ClassVar[Signature] = SIGNATURE
     takes_lengths: ClassVar[bool] = True  # forward reads Padded values: runs them packed
-
-    @property
-    def directions(self) -> int:
-        return 2 if self.bidirectional else 1
 
     def declare_params(self) -> dict[str, ParamDecl]:
         return _rnn_param_decls(
             self.input_size, self.hidden_size, self.num_layers, self.directions, self.bias
         )
 
-    def describe(self) -> str:
-        parts = []
-        if self.num_layers > 1:
-            parts.append(f"layers={self.num_layers}")
-        if self.bidirectional:
-            parts.append("bidirectional")
-        if self.dropout:
-            parts.append(f"dropout={self.dropout}")
-        if self.batch_first:
-            parts.append("batch_first")
-        return _describe(self, parts)
+    def options_description(self) -> list[str]:
+        return [] if self.nonlinearity == "tanh" else [self.nonlinearity]
 
-    # --- shapes -------------------------------------------------------------------------------
+    def direction(self) -> Direction:
+        return RNNDirection(self.nonlinearity)
 
-    @property
-    def in_type(self) -> Type:
-        return self._sequence_type()
+    def state_slots(self) -> tuple[StateSlot, ...]:
+        return (StateSlot("h0", self.hidden_size, "hidden_size"),)
 
-    def _sequence_type(self) -> TensorType:
-        lead = ("B", "T") if self.batch_first else ("T", "B")
-        return TensorType((*lead, self.input_size))
-
-    def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        x_type, state = split_type(in_type, self._sequence_type(), SIGNATURE)
-        x_type, batch = checked_sequence(
-            x_type, self._sequence_type(), self.batch_first, dims, "RNN"
+    def lane(self, input_size: int, name: str) -> NNModuleSpec:
+        return RNN(
+            input_size,
+            self.hidden_size,
+            nonlinearity=self.nonlinearity,
+            bias=self.bias,
+            name=name,
+            rng=0,
         )
-        lead: tuple[Dim, ...] = (self.num_layers * self.directions,) + (
-            () if batch is None else (batch,)
-        )
-        if state is not None:
-            check_state_type(state[0], (*lead, self.hidden_size), "h0", dims)
-        y = x_type.with_dims((*x_type.dims[:-1], self.directions * self.hidden_size))
-        if not self.return_state:
-            return y
-        return TupleType((y, TensorType((*lead, self.hidden_size))), ("output", "h_n"))
-
-    # --- forward / backward ---------------------------------------------------------------
-
-    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Any]:
-        x, padded = read_padded(x, SIGNATURE, self.batch_first)
-        seq, state, layout = read_sequence(x, SIGNATURE, self.batch_first)
-        lengths = None if padded is None else padded.lengths
-        steps, batch = seq.shape[:2]
-        count = self.num_layers * self.directions
-        slot = StateSlot("h0", self.hidden_size, "hidden_size")
-        (h0,) = initial_states(state, (slot,), count, batch, seq.dtype, layout)
-        masks = self._masks(ctx, (steps, batch, self.directions * self.hidden_size), seq.dtype)
-        layer_in = seq
-        caches = []
-        h_n = np.empty_like(h0)
-        for layer in range(self.num_layers):
-            if layer > 0 and masks:
-                layer_in = layer_in * masks[layer - 1]
-            outputs = []
-            for direction in range(self.directions):
-                k = layer * self.directions + direction
-                w = _weights(params, suffix(layer, direction), self.nonlinearity)
-                run_in = reverse_within(layer_in, lengths) if direction else layer_in
-                out, h_n[k], cache = rnn_forward(run_in, h0[k], w, lengths)
-                outputs.append(reverse_within(out, lengths) if direction else out)
-                caches.append(cache)
-            layer_in = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
-        y: Any = layout.from_time_major(layer_in)
-        if padded is not None:
-            y = padded.with_data(y)
-        saved = (caches, masks, layout, state is not None, lengths)
-        if self.return_state:
-            return (y, layout.state_out(h_n)), saved
-        return y, saved
-
-    def backward(self, params: Params, saved: Any, dout: Any) -> tuple[Any, Params]:
-        """``dout``: ``dy`` or ``(dy, dh_n)`` as plain arrays (``dy`` ignored on padding).
-        ``dx`` is plain too, exactly zero on padding; ``(dx, dh0)`` when ``h0`` was given."""
-        caches, masks, layout, had_state, lengths = saved
-        dy, dh_n = dout if self.return_state else (dout, None)
-        dy = layout.to_time_major(dy)
-        hidden, batch = self.hidden_size, dy.shape[1]
-        lead = (self.num_layers * self.directions, batch)
-        # explicit feature sizes: with B = 0 a -1 in reshape is ambiguous
-        dh_n = np.zeros((*lead, hidden), dy.dtype) if dh_n is None else dh_n.reshape(*lead, hidden)
-        grads: Params = {}
-        dh0 = np.empty_like(dh_n)
-        d_layer = dy
-        for layer in range(self.num_layers - 1, -1, -1):
-            d_in = None
-            for direction in range(self.directions):
-                k = layer * self.directions + direction
-                sfx = suffix(layer, direction)
-                d_out = d_layer[:, :, direction * hidden : (direction + 1) * hidden]
-                if direction:
-                    d_out = reverse_within(d_out, lengths)
-                g = rnn_backward(
-                    _weights(params, sfx, self.nonlinearity), caches[k], d_out, dh_n[k]
-                )
-                dh0[k] = g.dh0
-                dx = reverse_within(g.dx, lengths) if direction else g.dx
-                d_in = dx if d_in is None else d_in + dx
-                grads[f"weight_ih{sfx}"] = g.w_ih
-                grads[f"weight_hh{sfx}"] = g.w_hh
-                if g.bias is not None:
-                    grads[f"bias_ih{sfx}"] = g.bias
-                    grads[f"bias_hh{sfx}"] = g.bias.copy()
-            assert d_in is not None
-            if layer > 0 and masks:
-                d_in = d_in * masks[layer - 1]
-            d_layer = d_in
-        dx_out = layout.from_time_major(d_layer)
-        if not had_state:
-            return dx_out, grads
-        return (dx_out, layout.state_out(dh0)), grads
-
-    def _masks(
-        self, ctx: Context, shape: tuple[int, ...], dtype: np.dtype[Any]
-    ) -> list[np.ndarray]:
-        if not ctx.train or self.dropout == 0 or self.num_layers == 1:
-            return []
-        return [
-            dropout_mask(ctx.rng, shape, self.dropout, dtype) for _ in range(self.num_layers - 1)
-        ]
-
-    # --- diagrams -------------------------------------------------------------------------
-
-    def components(self) -> Any:
-        """Layers and directions as a chain (forward/backward lanes), for diagrams."""
-        if self.num_layers == 1 and not self.bidirectional:
-            return None
-        from specchain.chain import branch, serial
-        from specchain.modules.dropout import Dropout
-        from specchain.modules.sequence import Concat, Reverse
-
-        parts: list[Any] = []
-        size = self.input_size
-        for layer in range(self.num_layers):
-            if layer > 0 and self.dropout:
-                parts.append(Dropout(self.dropout, name=f"dropout_l{layer - 1}"))
-
-            def cell(direction: int, layer: int = layer, size: int = size) -> RNN:
-                return RNN(
-                    size,
-                    self.hidden_size,
-                    nonlinearity=self.nonlinearity,
-                    bias=self.bias,
-                    name=f"l{layer}" + ("_reverse" if direction else ""),
-                    rng=0,
-                )
-
-            if self.bidirectional:
-                parts.append(
-                    branch(
-                        cell(0),
-                        Reverse(name=f"flip_l{layer}")
-                        >> cell(1)
-                        >> Reverse(name=f"unflip_l{layer}"),
-                    )
-                )
-                parts.append(Concat(name=f"concat_l{layer}"))
-            else:
-                parts.append(cell(0))
-            size = self.directions * self.hidden_size
-        return serial(*parts)
 
 
 @attrs.define(eq=False)
-class RNNCell(NNModuleSpec, family="recurrent"):
+class RNNCell(Cell, NNModuleSpec, family="recurrent"):
     """One Elman RNN step, like ``torch.nn.RNNCell``: ``x [B, I]`` or ``(x, h)`` -> ``h' [B, H]``
     with ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``; unbatched ``[I]`` (and ``h [H]``) works
     too. Params ``weight_ih [H, I]``, ``weight_hh [H, H]``, ``bias_ih [H]``, ``bias_hh [H]``.
@@ -297,62 +153,23 @@ class RNNCell(NNModuleSpec, family="recurrent"):
     bias: bool = attrs.field(default=True, validator=flag)
     nonlinearity: str = attrs.field(default="tanh", validator=choice(*NONLINEARITIES))
 
+    signature: ClassVar[Signature] = CELL_SIGNATURE
+
     def declare_params(self) -> dict[str, ParamDecl]:
         decls = _rnn_param_decls(self.input_size, self.hidden_size, 1, 1, self.bias)
         return {name.removesuffix("_l0"): decl for name, decl in decls.items()}
 
     def describe(self) -> str:
-        return _describe(self, [])
+        parts = [f"{self.input_size} -> {self.hidden_size}"]
+        if self.nonlinearity != "tanh":
+            parts.append(self.nonlinearity)
+        return ", ".join(parts + ([] if self.bias else ["no bias"]))
 
-    @property
-    def in_type(self) -> Type:
-        return TensorType(("B", self.input_size))
+    def direction(self) -> Direction:
+        return RNNDirection(self.nonlinearity)
 
-    def infer(self, in_type: Type, dims: DimEnv) -> Type:
-        x_type, state = split_type(in_type, TensorType(("B", self.input_size)), CELL_SIGNATURE)
-        if x_type.variadic:
-            x_type = x_type.with_dims(("B", x_type.dims[-1]))
-        if x_type.rank not in (1, 2):
-            raise ShapeError(
-                f"rank: expected [B, {self.input_size}] or [{self.input_size}], got {x_type}"
-            )
-        dims.equal(x_type.dims[-1], self.input_size, "feature size")
-        if x_type.rank == 2:
-            check_one_step(x_type, dims, "RNNCell")
-        lead = x_type.dims[:-1]
-        if state is not None:
-            check_state_type(state[0], (*lead, self.hidden_size), "h", dims)
-        return TensorType((*lead, self.hidden_size))
-
-    def _weights(self, params: Params) -> RNNWeights:
-        return _weights({k + "_l0": v for k, v in params.items()}, "_l0", self.nonlinearity)
-
-    def forward(self, params: Params, x: Any, ctx: Context) -> tuple[Any, Any]:
-        inp, state = split_input(x, CELL_SIGNATURE)
-        unbatched = inp.ndim == 1
-        batch = inp.reshape(1, -1) if unbatched else inp
-        shape = (batch.shape[0], self.hidden_size)
-        if state is None:
-            h = np.zeros(shape, batch.dtype)
-        else:
-            expected = (self.hidden_size,) if unbatched else shape
-            if state[0].shape != expected:
-                raise ShapeError(f"h must have shape {list(expected)}, got {list(state[0].shape)}")
-            h = state[0].reshape(shape)
-        _, h1, cache = rnn_forward(batch[None], h, self._weights(params))
-        return (h1[0] if unbatched else h1), (cache, unbatched, state is not None)
-
-    def backward(self, params: Params, saved: Any, dout: Any) -> tuple[Any, Params]:
-        cache, unbatched, had_state = saved
-        dh = dout.reshape(cache.hs.shape[1:])
-        g = rnn_backward(self._weights(params), cache, np.zeros((1, *dh.shape), dh.dtype), dh)
-        dx, dh0 = g.dx[0], g.dh0
-        if unbatched:
-            dx, dh0 = dx[0], dh0[0]
-        grads: Params = {"weight_ih": g.w_ih, "weight_hh": g.w_hh}
-        if g.bias is not None:
-            grads["bias_ih"], grads["bias_hh"] = g.bias, g.bias.copy()
-        return ((dx, dh0) if had_state else dx), grads
+    def state_slots(self) -> tuple[StateSlot, ...]:
+        return (StateSlot("h", self.hidden_size, "hidden_size"),)
 
 
 # --- PyTorch export ----------------------------------------------------------------------------
