@@ -10,7 +10,7 @@ import pytest
 from tests.user_code import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", ROOT / "docs" / "tutorial.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "tutorial.md", ROOT / "docs" / "lstm_variants.md"]
 CUSTOM_LAYERS = ROOT / "docs" / "custom_layers.md"
 LAYER_FILE_BLOCK = re.compile(r'```python title="mylayers.py"\n(.*?)```', flags=re.S)
 

@@ -7,6 +7,7 @@ from specchain.modules.embedding import Embedding, OneHot
 from specchain.modules.gatewise import LinearGrads, LSTMGateParams, LSTMGrads
 from specchain.modules.gru import GRU, GRUCell
 from specchain.modules.linear import Linear
+from specchain.modules.lstm_variants import LSTMVariant
 from specchain.modules.normalization import LayerNorm
 from specchain.modules.recurrent import LSTM, LSTMCell
 from specchain.modules.rnn import RNN, RNNCell
@@ -27,6 +28,7 @@ __all__ = [
     "LSTMCell",
     "LSTMGateParams",
     "LSTMGrads",
+    "LSTMVariant",
     "LastStep",
     "LayerNorm",
     "Linear",
