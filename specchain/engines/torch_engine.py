@@ -27,11 +27,10 @@ from specchain.engines.torch_losses import torch_loss_value
 from specchain.exporters.pytorch import arguments, lengths
 from specchain.exporters.pytorch.naming import Names, assign_names
 from specchain.exporters.pytorch.verify import build_torch_module
-from specchain.graph import OUTPUT, in_edges
 from specchain.losses import Loss
 from specchain.optim import SGD, Adam, Optimizer
 from specchain.tree import leaves, rebuild
-from specchain.types import SpecError, TupleType
+from specchain.types import SpecError
 
 ENGINES = ("numpy", "torch")
 
@@ -70,7 +69,7 @@ class TorchEngine:
         named = dict(self.module.named_parameters())
         self.params = {ours: named[theirs] for ours, theirs in self.keys.items()}
         self.torch_optimizer = _torch_optimizer(torch, optimizer, self.params)
-        self.output_lengths = _output_lengths_argument(chain, self.names)
+        self.output_lengths = lengths.output_lengths_argument(chain, self.names)
 
     def seed(self, seed: int) -> None:
         """Seed torch's dropout masks (``fit`` derives it from its ``rng``)."""
@@ -186,20 +185,3 @@ def _specchain_state(
                 state[key] = value.detach().cpu().numpy().astype(mine[name].dtype, copy=True)
         out[name] = state
     return out
-
-
-def _output_lengths_argument(chain: SpecChain, names: Names) -> int | None:
-    """The argument index whose lengths the model's output carries (a padded output), or
-    None (the output is not padded, or carries no lengths)."""
-    if not names.lengths:
-        return None
-    arity = len(chain.in_type.items) if isinstance(chain.in_type, TupleType) else 1
-    given = tuple(names.lengths.get(i) for i in range(arity))
-    carried = lengths.flow(chain, given if arity > 1 else given[0])
-    edges = in_edges(chain.graph, OUTPUT)
-    if len(edges) != 1 or edges[0][2]:
-        return None
-    name = carried[edges[0][0]][1]
-    if not isinstance(name, str):
-        return None
-    return next(i for i, var in names.lengths.items() if var == name)
