@@ -8,7 +8,8 @@
 Each task trains until its criterion holds on held-out data (or its sequence budget runs out) and
 prints the sequences seen, the wall time and the criterion; with several runs, a table of them
 follows. ``--cells`` picks the zoo builders' ``cell=`` (default ``lstm``); the tasks, data, sizes,
-learning rates and budgets are the same for every cell.
+learning rates and budgets are the same for every cell. The sequences seen depend on numpy's BLAS
+thread count (summation order); ``docs/families.md`` runs with ``OPENBLAS_NUM_THREADS=1``.
 
 - reber-classifier: ``classifier`` predicts the second-to-last symbol of held-out embedded Reber
   strings; criterion 100% accuracy.
