@@ -1,12 +1,19 @@
-"""Numpy LSTM forward+backward against torch.nn.LSTM, in one process, same thread count, float32.
+"""Numpy LSTM, GRU and RNN forward+backward against torch.nn.LSTM, nn.GRU and nn.RNN, in one
+process, same thread count, float32.
 
-python benchmarks/lstm.py            # the tables of medians and the numpy/torch ratios
+python benchmarks/lstm.py                 # the tables of medians and the numpy/torch ratios
+python benchmarks/lstm.py --cells lstm    # the LSTM rows only (also gru, rnn; comma-separated)
+
+Every table has one row per (config, size, cell): ``lstm`` is ``LSTM`` against ``nn.LSTM``,
+``gru`` is ``GRU`` against ``nn.GRU``, ``rnn`` is the tanh ``RNN`` against ``nn.RNN``. Both sides
+hold the same weights, and once per row the script asserts that their outputs and input
+gradients agree, so the timings compare equal work.
 
 Columns: ``numpy`` and ``torch`` are medians of forward plus backward (input gradient included),
 each timed in a block of its own. For single-layer rows, ``GEMMs`` times only the matrix products
 our kernel issues (the input projection, the per-step recurrent products of forward and backward,
 and the three products after the BPTT loop), with the same shapes and layouts: no numpy kernel
-built from these BLAS calls can be faster than that column. ``target`` is issue 3's ratio.
+built from these BLAS calls can be faster than that column. ``target`` is issue 3's ratio (LSTM).
 
 The second table runs the same layers on variable-length batches (lengths drawn uniformly in
 T/2..T, unsorted, as ``Padded`` inputs): ``full`` and ``lengths`` time the spec's own forward and
@@ -15,7 +22,7 @@ backward on the full and the variable-length batch, ``lengths / full`` is the co
 blocks), and ``torch packed`` times ``pack_padded_sequence`` -> ``nn.LSTM`` ->
 ``pad_packed_sequence`` and backward on the same batch. On a loaded shared machine, use
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/lstm.py --table lengths --cpu-time``: one thread on
-both sides, timed in process CPU time.
+both sides, timed in process CPU time (``--cpu-time`` times the first table the same way).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,9 +39,9 @@ from timing import median_seconds
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import specchain as sc
-from specchain.modules import LSTM
+from specchain.modules import GRU, LSTM, RNN
 from specchain.padded import Padded
-from specchain.spec import Context
+from specchain.spec import Context, NNModuleSpec
 
 WARM_UP = 0.5  # seconds of untimed runs before the measurements
 SHAPES = [(20, 4, 16, 32), (50, 32, 128, 256), (100, 64, 256, 512)]
@@ -44,6 +51,22 @@ LENGTHS_TARGET = {(50, 32, 128, 256): 1.2}  # issue 12: lengths / full batch
 
 Run = Callable[[], object]
 Timer = Callable[[Run, int, float], float]  # (run, repeats, warm-up seconds) -> median seconds
+
+
+@dataclass(frozen=True)
+class Family:
+    """One recurrent family: our spec, its torch twin, and the gate blocks stacked in ``W_ih``."""
+
+    spec: Callable[..., NNModuleSpec]
+    module: type[torch.nn.RNNBase]
+    gates: int
+
+
+FAMILIES = {
+    "lstm": Family(LSTM, torch.nn.LSTM, 4),
+    "gru": Family(GRU, torch.nn.GRU, 3),
+    "rnn": Family(RNN, torch.nn.RNN, 1),  # tanh, both sides' default
+}
 
 
 # Runs are timed one block at a time, never interleaved: after numpy's GEMMs, OpenBLAS's worker
@@ -59,7 +82,7 @@ def numpy_run(model: sc.SpecChain, x: np.ndarray, dy: np.ndarray) -> Run:
     return run
 
 
-def torch_run(module: torch.nn.LSTM, x: np.ndarray, dy: np.ndarray) -> Run:
+def torch_run(module: torch.nn.RNNBase, x: np.ndarray, dy: np.ndarray) -> Run:
     xt, dyt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
 
     def run() -> object:
@@ -72,7 +95,7 @@ def torch_run(module: torch.nn.LSTM, x: np.ndarray, dy: np.ndarray) -> Run:
     return run
 
 
-def spec_run(spec: LSTM, x: np.ndarray | Padded, dy: np.ndarray) -> Run:
+def spec_run(spec: NNModuleSpec, x: np.ndarray | Padded, dy: np.ndarray) -> Run:
     """The spec's own forward and backward (a ``Padded`` input runs packed)."""
 
     def run() -> object:
@@ -83,7 +106,7 @@ def spec_run(spec: LSTM, x: np.ndarray | Padded, dy: np.ndarray) -> Run:
 
 
 def torch_packed_run(
-    module: torch.nn.LSTM, x: np.ndarray, lengths: np.ndarray, dy: np.ndarray
+    module: torch.nn.RNNBase, x: np.ndarray, lengths: np.ndarray, dy: np.ndarray
 ) -> Run:
     xt, dyt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
     steps, lens = x.shape[0], torch.from_numpy(lengths)
@@ -99,17 +122,19 @@ def torch_packed_run(
     return run
 
 
-def gemm_run(steps: int, batch: int, features: int, hidden: int) -> Run:
-    """The matrix products of one single-layer forward+backward in `lstm_kernel`, alone."""
+def gemm_run(steps: int, batch: int, features: int, hidden: int, gates: int = 4) -> Run:
+    """The matrix products of one single-layer forward+backward in `lstm_kernel` (``gates`` = 4),
+    `gru_kernel` (3) or `rnn_kernel` (1), alone: all three issue the same products."""
     rng = np.random.default_rng(0)
 
     def rand(*shape: int) -> np.ndarray:
         return rng.standard_normal(shape).astype(np.float32)
 
     x, hs = rand(steps * batch, features), rand(steps * batch, hidden)
-    w_ih, w_hh = rand(4 * hidden, features), rand(4 * hidden, hidden)
+    w_ih, w_hh = rand(gates * hidden, features), rand(gates * hidden, hidden)
     w_hh_t = np.ascontiguousarray(w_hh.T)
-    h, dz, dgates = rand(batch, hidden), rand(batch, 4 * hidden), rand(steps * batch, 4 * hidden)
+    h, dz = rand(batch, hidden), rand(batch, gates * hidden)
+    dgates = rand(steps * batch, gates * hidden)
     recurrent, dh = np.empty_like(dz), np.empty_like(h)
 
     def run() -> object:
@@ -123,39 +148,85 @@ def gemm_run(steps: int, batch: int, features: int, hidden: int) -> Run:
     return run
 
 
-def _pair(layers: int, bidirectional: bool, features: int, hidden: int) -> tuple[LSTM, Any]:
-    """Our LSTM and a torch ``nn.LSTM`` holding the same weights."""
+def _pair(
+    family: Family, layers: int, bidirectional: bool, features: int, hidden: int
+) -> tuple[NNModuleSpec, torch.nn.RNNBase]:
+    """Our layer of ``family`` and its torch twin holding the same weights."""
     sc.seed(0)
-    spec = LSTM(features, hidden, num_layers=layers, bidirectional=bidirectional)
-    module = torch.nn.LSTM(features, hidden, num_layers=layers, bidirectional=bidirectional)
+    spec = family.spec(features, hidden, num_layers=layers, bidirectional=bidirectional)
+    module = family.module(features, hidden, num_layers=layers, bidirectional=bidirectional)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in spec.params.items()})
     return spec, module
 
 
-def full_batch_table(repeats: int) -> None:
+def _batch(
+    spec: NNModuleSpec, steps: int, batch: int, features: int, hidden: int
+) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """A float32 input ``[T, B, I]``, an output gradient ``[T, B, D*H]`` and the generator."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((steps, batch, features)).astype(np.float32)
+    dy = rng.standard_normal((steps, batch, spec.directions * hidden)).astype(np.float32)
+    return x, dy, rng
+
+
+def check_same_work(
+    spec: NNModuleSpec, module: torch.nn.RNNBase, x: np.ndarray | Padded, dy: np.ndarray
+) -> None:
+    """Assert that both sides compute the same output and input gradient (float32 tolerances),
+    on the full batch or, for a ``Padded`` ``x``, through torch's packed path."""
+    y, saved = spec.forward(spec.params, x, Context(train=True))
+    dx, _ = spec.backward(spec.params, saved, dy)
+    if isinstance(x, Padded):
+        y, dx = y.data, dx.data
+        xt = torch.from_numpy(x.data).requires_grad_(True)
+        packed = pack_padded_sequence(xt, torch.from_numpy(x.lengths), enforce_sorted=False)
+        yt, _ = pad_packed_sequence(module(packed)[0], total_length=x.data.shape[0])
+    else:
+        xt = torch.from_numpy(x).requires_grad_(True)
+        yt, _ = module(xt)
+    yt.backward(torch.from_numpy(dy))
+    assert xt.grad is not None
+    name = type(spec).__name__
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def _rows(cells: list[str]) -> list[tuple[str, int, bool, tuple[int, int, int, int], str]]:
+    """(config label, layers, bidirectional, shape, cell) in table order: the cells side by side."""
+    return [
+        (label, layers, bidirectional, shape, cell)
+        for label, layers, bidirectional in CONFIGS
+        for shape in SHAPES
+        for cell in cells
+    ]
+
+
+def _clock(timer: Timer) -> str:
+    return "CPU time, one thread" if timer is cpu_median else "wall time"
+
+
+def full_batch_table(repeats: int, cells: list[str], timer: Timer) -> None:
+    print(f"\nfull batch, medians of {_clock(timer)}")
     print(
-        f"{'config':<26}{'T, B, I, H':<20}{'numpy ms':>10}{'torch ms':>10}{'ratio':>8}"
+        f"{'config':<26}{'T, B, I, H':<20}{'cell':<6}{'numpy ms':>10}{'torch ms':>10}{'ratio':>8}"
         f"{'GEMMs ms':>10}{'GEMMs/torch':>13}{'target':>8}"
     )
-    for label, layers, bidirectional in CONFIGS:
-        for steps, batch, features, hidden in SHAPES:
-            spec, module = _pair(layers, bidirectional, features, hidden)
-            model = spec.as_chain()
-            rng = np.random.default_rng(0)
-            x = rng.standard_normal((steps, batch, features)).astype(np.float32)
-            dy = rng.standard_normal((steps, batch, spec.directions * hidden)).astype(np.float32)
-            runs = [numpy_run(model, x, dy), torch_run(module, x, dy)]
-            if layers == 1 and not bidirectional:
-                runs.append(gemm_run(steps, batch, features, hidden))
-            ours, theirs, *floor = (median_seconds(run, repeats, warm_up=WARM_UP) for run in runs)
-            shape = (steps, batch, features, hidden)
-            line = f"{label:<26}{', '.join(map(str, shape)):<20}"
-            line += f"{ours * 1e3:>10.2f}{theirs * 1e3:>10.2f}{ours / theirs:>8.2f}"
-            if floor:
-                line += f"{floor[0] * 1e3:>10.2f}{floor[0] / theirs:>13.2f}"
-                if shape in TARGETS:
-                    line += f"{'<= ' + str(TARGETS[shape]):>8}"
-            print(line)
+    for label, layers, bidirectional, shape, cell in _rows(cells):
+        family = FAMILIES[cell]
+        spec, module = _pair(family, layers, bidirectional, shape[2], shape[3])
+        x, dy, _ = _batch(spec, *shape)
+        check_same_work(spec, module, x, dy)
+        runs = [numpy_run(spec.as_chain(), x, dy), torch_run(module, x, dy)]
+        if layers == 1 and not bidirectional:
+            runs.append(gemm_run(*shape, gates=family.gates))
+        ours, theirs, *floor = (timer(run, repeats, WARM_UP) for run in runs)
+        line = f"{label:<26}{', '.join(map(str, shape)):<20}{cell:<6}"
+        line += f"{ours * 1e3:>10.2f}{theirs * 1e3:>10.2f}{ours / theirs:>8.2f}"
+        if floor:
+            line += f"{floor[0] * 1e3:>10.2f}{floor[0] / theirs:>13.2f}"
+            if cell == "lstm" and shape in TARGETS:
+                line += f"{'<= ' + str(TARGETS[shape]):>8}"
+        print(line, flush=True)
 
 
 def cpu_median(run: Run, repeats: int, warm_up: float = 0.0) -> float:
@@ -183,53 +254,70 @@ def alternating_medians(runs: list[Run], repeats: int, timer: Timer) -> list[flo
     return best
 
 
-def lengths_table(repeats: int, timer: Timer) -> None:
-    clock = "CPU time" if timer is cpu_median else "wall time"
-    print(f"\nwith lengths uniform in T/2..T (unsorted), Padded input, medians of {clock}")
+def lengths_table(repeats: int, cells: list[str], timer: Timer) -> None:
+    print(f"\nwith lengths uniform in T/2..T (unsorted), Padded input, medians of {_clock(timer)}")
     print(
-        f"{'config':<26}{'T, B, I, H':<20}{'full ms':>10}{'lengths ms':>12}{'lengths/full':>14}"
-        f"{'torch packed ms':>17}{'ratio':>8}{'target':>8}"
+        f"{'config':<26}{'T, B, I, H':<20}{'cell':<6}{'full ms':>10}{'lengths ms':>12}"
+        f"{'lengths/full':>14}{'torch packed ms':>17}{'ratio':>8}{'target':>8}"
     )
-    for label, layers, bidirectional in CONFIGS:
-        for steps, batch, features, hidden in SHAPES:
-            spec, module = _pair(layers, bidirectional, features, hidden)
-            rng = np.random.default_rng(0)
-            x = rng.standard_normal((steps, batch, features)).astype(np.float32)
-            dy = rng.standard_normal((steps, batch, spec.directions * hidden)).astype(np.float32)
-            lengths = rng.integers(steps // 2, steps + 1, batch).astype(np.int64)
-            full, ours = alternating_medians(
-                [spec_run(spec, x, dy), spec_run(spec, Padded(x, lengths), dy)], repeats, timer
-            )
-            theirs = timer(torch_packed_run(module, x, lengths, dy), repeats, WARM_UP)
-            shape = (steps, batch, features, hidden)
-            line = f"{label:<26}{', '.join(map(str, shape)):<20}{full * 1e3:>10.2f}"
-            line += f"{ours * 1e3:>12.2f}{ours / full:>14.2f}{theirs * 1e3:>17.2f}"
-            line += f"{ours / theirs:>8.2f}"
-            if layers == 1 and shape in LENGTHS_TARGET:
-                line += f"{'<= ' + str(LENGTHS_TARGET[shape]):>8}"
-            print(line)
+    for label, layers, bidirectional, shape, cell in _rows(cells):
+        steps, batch = shape[:2]
+        spec, module = _pair(FAMILIES[cell], layers, bidirectional, shape[2], shape[3])
+        x, dy, rng = _batch(spec, *shape)
+        lengths = rng.integers(steps // 2, steps + 1, batch).astype(np.int64)
+        check_same_work(spec, module, Padded(x, lengths), dy)
+        full, ours = alternating_medians(
+            [spec_run(spec, x, dy), spec_run(spec, Padded(x, lengths), dy)], repeats, timer
+        )
+        theirs = timer(torch_packed_run(module, x, lengths, dy), repeats, WARM_UP)
+        line = f"{label:<26}{', '.join(map(str, shape)):<20}{cell:<6}{full * 1e3:>10.2f}"
+        line += f"{ours * 1e3:>12.2f}{ours / full:>14.2f}{theirs * 1e3:>17.2f}"
+        line += f"{ours / theirs:>8.2f}"
+        if cell == "lstm" and layers == 1 and shape in LENGTHS_TARGET:
+            line += f"{'<= ' + str(LENGTHS_TARGET[shape]):>8}"
+        print(line, flush=True)
+
+
+def cells_arg(text: str) -> list[str]:
+    """``--cells``: ``all`` or a comma-separated list of ``FAMILIES``."""
+    cells = list(FAMILIES) if text == "all" else text.split(",")
+    unknown = [c for c in cells if c not in FAMILIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown cell(s) {unknown}; choose from {', '.join(FAMILIES)} or all"
+        )
+    return cells
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
         "--table", choices=("all", "full", "lengths"), default="all", help="which table to print"
     )
     parser.add_argument(
+        "--cells",
+        type=cells_arg,
+        default=list(FAMILIES),
+        help=f"comma-separated families ({', '.join(FAMILIES)}) or all (default: all)",
+    )
+    parser.add_argument(
         "--cpu-time",
         action="store_true",
-        help="lengths table in CPU time, torch on one thread (also set OPENBLAS_NUM_THREADS=1)",
+        help="tables in CPU time, torch on one thread (also set OPENBLAS_NUM_THREADS=1)",
     )
     args = parser.parse_args()
     if args.cpu_time:
         torch.set_num_threads(1)
+    timer = cpu_median if args.cpu_time else median_seconds
     threads = torch.get_num_threads()
     print(f"float32, torch {torch.__version__}, {threads} threads (numpy's BLAS uses its own pool)")
     if args.table in ("all", "full"):
-        full_batch_table(args.repeats)
+        full_batch_table(args.repeats, args.cells, timer)
     if args.table in ("all", "lengths"):
-        lengths_table(args.repeats, cpu_median if args.cpu_time else median_seconds)
+        lengths_table(args.repeats, args.cells, timer)
 
 
 if __name__ == "__main__":
