@@ -139,8 +139,8 @@ def test_a_slightly_wrong_emitter_fails_and_names_the_worst_tensor(
     assert re.search(r"^  output\[0\] .* FAIL$", text, flags=re.M)
     assert text.splitlines()[-1] == (
         f"FAIL: {len(failed)} of {len(report.tensors)} tensors outside tolerance; worst: "
-        f"{worst.name}, max|diff| {worst.max_abs:.3e} > atol 1e-09 + rtol 1e-07 * |torch| "
-        f"({worst.worst:.3g} times its tolerance)"
+        f"{worst.name}, max|diff| {worst.max_abs:.3e}, {worst.worst:.3g} times its tolerance "
+        "(atol 1e-09 + rtol 1e-07 * |torch|)"
     )
     with pytest.raises(VerificationError, match=rf"FAIL: .* worst: {re.escape(worst.name)}, "):
         pytorch.verify(model, x, raise_on_fail=True)

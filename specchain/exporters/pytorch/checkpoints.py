@@ -45,7 +45,8 @@ def load_torch_state(
     ours = {names.state_key(model, key): key for key in current}
     renamed = {key: rename(key, key_map) for key in state}
     problems = _doubly_mapped(renamed)
-    missing = [k for k in ours if k not in renamed.values()]
+    found = set(renamed.values())
+    missing = [k for k in ours if k not in found]
     unexpected = [k for k, new in renamed.items() if new not in ours]
     if missing or unexpected:
         shown = [k if renamed[k] == k else f"{k} (as {renamed[k]})" for k in unexpected]

@@ -140,8 +140,8 @@ class VerifyReport:
             )
         return (
             f"FAIL: {failed} of {len(self.tensors)} tensors outside tolerance; worst: "
-            f"{worst.name}, max|diff| {worst.max_abs:.3e} > atol {worst.atol:g} + rtol "
-            f"{worst.rtol:g} * |torch| ({worst.worst:.3g} times its tolerance)"
+            f"{worst.name}, max|diff| {worst.max_abs:.3e}, {worst.worst:.3g} times its tolerance "
+            f"(atol {worst.atol:g} + rtol {worst.rtol:g} * |torch|)"
         )
 
     def __str__(self) -> str:
