@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import specchain as sc
 from specchain.exporters.pytorch import load_torch_state
 from specchain.exporters.pytorch.checkpoints import rename
-from specchain.models import zoo
+from specchain.models import ZOO, zoo
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -229,3 +231,33 @@ def test_rename_prefers_a_whole_key_then_the_longest_prefix() -> None:
     assert rename("a.c", key_map) == "x.c"
     assert rename("ab.w", key_map) == "ab.w"  # a prefix ends at a dot
     assert rename("q", None) == "q"
+
+
+MODULE_NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(sorted(ZOO)),
+    new_names=st.lists(MODULE_NAMES, min_size=3, max_size=3, unique=True),
+)
+def test_the_suggested_key_map_undoes_any_renaming_of_modules(
+    name: str, new_names: list[str]
+) -> None:
+    """Rename every module of a zoo model's checkpoint at random: the suggestion, pasted, loads
+    each tensor into its own place."""
+    model = ZOO[name].build()
+    state = model.state_dict()
+    modules = list(dict.fromkeys(key.split(".")[0] for key in state))
+    renames = dict(zip(modules, new_names))
+    checkpoint = {renames[k.split(".")[0]] + k[k.index(".") :]: v for k, v in state.items()}
+    sc.seed(7)
+    fresh = ZOO[name].build()
+    if set(checkpoint) != set(state):
+        with pytest.raises(sc.StateDictError) as caught:
+            load_torch_state(fresh, checkpoint)
+        load_torch_state(fresh, checkpoint, key_map=suggested_key_map(str(caught.value)))
+    else:
+        load_torch_state(fresh, checkpoint)
+    for key, value in fresh.state_dict().items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)
