@@ -6,6 +6,8 @@ spec, or a function of no arguments returning one) or a model saved with ``model
 A ``file.py`` is imported with its folder first on ``sys.path``, as ``python file.py`` would, so it
 imports its sibling modules. ``--import MODULE_OR_FILE`` (repeatable) imports a module by name or a
 ``.py`` file by path before MODEL is read, so a saved model with the user's own layers loads.
+``export --verify`` exits with status 1 when the export does not match the spec (the table it
+prints ends with ``FAIL`` and the worst tensor).
 Every failure is one line on stderr, never a traceback: status 2 for a mistake the user can fix
 (a bad name, file, path or option, an error in the user's own code), 1 for an internal error with a
 hint to rerun with ``--traceback``, which shows the full trace; 130 for Ctrl-C.
@@ -238,8 +240,10 @@ def _export(args: argparse.Namespace) -> int:
     model = resolve_model(args.model, args.custom)
     written = pytorch.export(model, args.out, class_name=args.class_name)
     print(f"wrote {written} with weights.npz, reference.npz and test_model.py")
-    if args.verify:
-        print(pytorch.verify(model, class_name=args.class_name))
+    if args.verify:  # the table ends with PASS, or FAIL naming the worst tensor: exit 1
+        report = pytorch.verify(model, class_name=args.class_name)
+        print(report)
+        return 0 if report.ok else 1
     return 0
 
 
@@ -359,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--class-name", default="Model", help="the generated class's name")
     export.add_argument(
-        "--verify", action="store_true", help="also compare the export with the spec (torch)"
+        "--verify",
+        action="store_true",
+        help="also compare the export with the spec (needs torch): prints each tensor's errors "
+        "and tolerances and PASS, or FAIL with exit status 1",
     )
     export.add_argument(
         "--force",

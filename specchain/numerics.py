@@ -1,12 +1,35 @@
-"""Numerically stable elementwise functions shared by the layers and losses.
+"""Numerically stable elementwise functions shared by the layers and losses, and the numerics
+contract's tolerances against PyTorch.
 
-None of them overflows or warns for finite inputs of any magnitude (checked under
+None of the functions overflows or warns for finite inputs of any magnitude (checked under
 ``np.errstate(all="raise")``); NaN propagates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Final
+
 import numpy as np
+
+#: ``(rtol, atol)`` by dtype: specchain and PyTorch agree elementwise within
+#: ``atol + rtol * |torch|`` on every output and gradient (docs/numerics.md).
+CONTRACT_TOLERANCES: Final[Mapping[np.dtype[Any], tuple[float, float]]] = {
+    np.dtype(np.float64): (1e-7, 1e-9),
+    np.dtype(np.float32): (1e-4, 1e-5),
+}
+
+
+def contract_tolerances(dtype: Any) -> tuple[float, float]:
+    """The numerics contract's ``(rtol, atol)`` for float32 or float64 arrays; any other dtype
+    has no contract and is refused with the fix."""
+    key = np.dtype(dtype)
+    if key not in CONTRACT_TOLERANCES:
+        raise ValueError(
+            f"the numerics contract has tolerances for float32 and float64, not {key}; "
+            "compare in one of those (model.to(np.float64)) or give rtol= and atol="
+        )
+    return CONTRACT_TOLERANCES[key]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

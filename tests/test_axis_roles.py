@@ -37,7 +37,7 @@ def test_batch_first_last_step_takes_the_last_time_step(rng: np.random.Generator
     head = model.spec("linear")
     expected = lstm(x)[:, -1] @ head.params["weight"].T + head.params["bias"]
     assert_close64(model(x), expected)
-    assert verify(model, x).ok(1e-7, 1e-9)  # the export takes the same axis
+    assert verify(model, x).within(1e-7, 1e-9)  # the export takes the same axis
 
 
 def test_a_step_never_feeds_a_layer_that_reads_sequences() -> None:

@@ -71,6 +71,7 @@ def test_render_and_export(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     with np.load(tmp_path / "e" / "weights.npz", allow_pickle=False) as weights:
         assert "lstm.weight_ih_l0" in weights.files
     assert "max|diff|" in out
+    assert out.splitlines()[-1].startswith("PASS: all 8 tensors within tolerance; worst: ")
 
 
 @pytest.mark.parametrize(
@@ -295,3 +296,67 @@ def test_import_mistakes_are_one_clear_line(
     code, _, err = run(capsys, "summary", "zoo:seq2seq", "--import", target)
     assert code == 2 and "Traceback" not in err
     assert err.splitlines()[0].startswith(f"specchain summary: error: {message}")
+
+
+# --- export --verify: a verdict and an exit status ---------------------------------------------
+
+# A user's LeakyReLU whose emitter gets the slope wrong by 1%: a plausible export bug.
+WRONG_EMITTER = """
+import attrs
+import numpy as np
+import specchain as sc
+from specchain.exporters import pytorch
+from specchain.modules import Linear
+
+
+@attrs.define(eq=False)
+class LeakyReLU(sc.NNModuleSpec, family="activation"):
+    slope: float = attrs.field(default=0.01)
+
+    def infer(self, in_type, dims):
+        return in_type
+
+    def forward(self, params, x, ctx):
+        return np.where(x > 0, x, self.slope * x), x
+
+    def backward(self, params, x, dy):
+        return np.where(x > 0, dy, self.slope * dy), {}
+
+
+@pytorch.emitter(LeakyReLU, pointwise=True)
+def _emit(spec, in_type):
+    return pytorch.Emitted(pytorch.call("nn.LeakyReLU", spec.slope * 1.01))
+
+
+def build():
+    return (Linear(4, 8) >> LeakyReLU() >> Linear(8, 3)).to(np.float64)
+"""
+
+
+def test_export_verify_of_a_wrong_emitter_fails_with_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "user_model.py").write_text(WRONG_EMITTER)
+    done = run_python(
+        "-m", "specchain", "export", "user_model.py:build", "--out", "out", "--verify", cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ""  # a verdict, not an error: the table says it all
+    last = done.stdout.splitlines()[-1]
+    assert re.fullmatch(
+        r"FAIL: \d of 6 tensors outside tolerance; worst: (output\[0\]|input_grad\[0\]|"
+        r"linear(_1)?\.(weight|bias)), max\|diff\| \S+, \S+ times its tolerance "
+        r"\(atol 1e-09 \+ rtol 1e-07 \* \|torch\|\)",
+        last,
+    ), last
+    assert re.search(r"^  output\[0\] +float64 .* FAIL$", done.stdout, flags=re.M), done.stdout
+    assert "nn.LeakyReLU(0.0101)" in (tmp_path / "out" / "model.py").read_text()
+
+
+def test_export_verify_of_a_zoo_model_passes_with_exit_0(tmp_path: Path) -> None:
+    done = run_python(
+        "-m", "specchain", "export", "zoo:bilstm", "--out", "out", "--verify", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    row = r"^  lstm\.weight_ih_l0_reverse +float32 +\S+ +\S+ +0\.0001 +1e-05 +\S+ +ok$"
+    assert re.search(row, done.stdout, flags=re.M), done.stdout
+    assert lines[-1].startswith("PASS: all 12 tensors within tolerance; worst: ")

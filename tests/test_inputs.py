@@ -208,7 +208,7 @@ def test_the_export_takes_one_argument_per_named_input(tmp_path: Path) -> None:
     np.testing.assert_allclose(h.numpy(), h_ours, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(c.numpy(), c_ours, rtol=1e-7, atol=1e-9)
     _import(tmp_path / "test_model.py").test_reproduces_reference_outputs()
-    assert pytorch.verify(model).ok(rtol=1e-7, atol=1e-9)
+    assert pytorch.verify(model).within(rtol=1e-7, atol=1e-9)
 
 
 def test_a_single_named_input_names_the_argument() -> None:
@@ -223,14 +223,14 @@ def test_an_input_inside_the_graph_is_an_assignment_not_a_module() -> None:
     model = Linear(3, 8) >> Input(("T", "B", 8), name="hidden") >> Linear(8, 2)
     source = pytorch.to_source(model)
     assert "        hidden = linear\n" in source and "self.hidden" not in source
-    assert pytorch.verify(model.to(np.float64)).ok(rtol=1e-7, atol=1e-9)
+    assert pytorch.verify(model.to(np.float64)).within(rtol=1e-7, atol=1e-9)
 
 
 def test_an_input_with_lengths_adds_its_lengths_argument(tmp_path: Path) -> None:
     model = sc.parallel(Input(("T", "B", 3), name="seq", lengths=True), Input((2,), name="bias"))
     model = (model >> sc.parallel(Linear(3, 2), Identity())).to(np.float64)
     assert "    def forward(self, seq, seq_lengths, bias):" in pytorch.to_source(model)
-    assert pytorch.verify(model).ok(rtol=1e-7, atol=1e-9)
+    assert pytorch.verify(model).within(rtol=1e-7, atol=1e-9)
     pytorch.export(model, tmp_path)
     _import(tmp_path / "test_model.py").test_reproduces_reference_outputs()
 
@@ -240,7 +240,7 @@ def test_a_layer_reading_lengths_exports_with_them() -> None:
     source = pytorch.to_source(model)
     assert "def forward(self, seq, seq_lengths):" in source
     assert "nn.utils.rnn.pack_padded_sequence(linear, seq_lengths.cpu()" in source
-    assert pytorch.verify(model.to(np.float64)).ok(1e-7, 1e-9)
+    assert pytorch.verify(model.to(np.float64)).within(1e-7, 1e-9)
 
 
 # --- model files -------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_the_torchlean_stateful_chains_take_named_inputs() -> None:
     assert isinstance(chain.in_type, TupleType) and chain.in_type.names == ("x", "state")
     assert str(chain.in_type) == "(x: [T, B, 3], state: (h0: [2, B, 4], c0: [2, B, 4]))"
     assert "    def forward(self, x, state):" in pytorch.to_source(chain)
-    assert pytorch.verify(chain).ok(rtol=1e-7, atol=1e-9)
+    assert pytorch.verify(chain).within(rtol=1e-7, atol=1e-9)
 
 
 DIMS = st.lists(st.integers(0, 9) | st.sampled_from(["T", "B", "S", "F"]), max_size=4)

@@ -136,7 +136,7 @@ def check_export(
     for sizes in SIZES:
         x = inputs(model, rng, sizes)
         report = verify(model, x, train=train, class_name=class_name)
-        assert report.ok(rtol, atol), f"sizes {sizes}\n{report}"
+        assert report.within(rtol, atol), f"sizes {sizes}\n{report}"
         assert set(expected) <= set(report.diffs), "a parameter gradient was not compared"
         outputs = [k for k in report.diffs if k.startswith("output[")]
         y, _ = model.forward(x, train=train, rng=0)
@@ -349,7 +349,7 @@ def test_shared_spec_is_one_module_used_twice(tmp_path: Path) -> None:
     assert list(module.state_dict()) == ["linear.weight", "linear.bias"]
     assert len(list(module.parameters())) == 2
     report = verify(model)  # the gradient of the shared weight sums both uses
-    assert report.ok(1e-7, 1e-9), str(report)
+    assert report.within(1e-7, 1e-9), str(report)
     assert set(report.diffs) == {"output[0]", "input_grad[0]", "linear.weight", "linear.bias"}
 
 
@@ -448,7 +448,7 @@ def test_verify_reports_a_wrong_activation(monkeypatch: pytest.MonkeyPatch) -> N
         pytorch.EMITTERS, Tanh, pytorch.Emitter(lambda s, t: Emitted("nn.Sigmoid()"))
     )
     report = verify(model, np.random.default_rng(0).standard_normal((3, 4)))
-    assert not report.ok(1e-7, 1e-9)
+    assert not report.within(1e-7, 1e-9)
     assert report.diffs["output[0]"][0] > 1e-2
     assert report.diffs["linear.weight"][0] > 1e-3  # gradients before the wrong node differ too
     assert "output[0]" in str(report) and "linear.weight" in str(report)
@@ -479,7 +479,7 @@ def test_verify_with_a_loss_compares_the_loss_value() -> None:
     rng = np.random.default_rng(0)
     x, target = rng.integers(0, 50, (4, 2)), rng.integers(0, 50, (4, 2))
     report = verify(model, x, target, loss=sc.losses.cross_entropy)
-    assert report.ok(1e-7, 1e-9), str(report)
+    assert report.within(1e-7, 1e-9), str(report)
     assert report.loss is not None
     np.testing.assert_allclose(report.loss[0], report.loss[1], rtol=1e-12)
 
@@ -604,6 +604,6 @@ def test_lstm_taking_an_initial_state_exports_and_matches() -> None:
         (rng.standard_normal((4, 2, 5)), rng.standard_normal((4, 2, 5))),
     )
     report = pytorch.verify(model, inputs)
-    assert report.ok(rtol=1e-7, atol=1e-9), str(report)
+    assert report.within(rtol=1e-7, atol=1e-9), str(report)
     assert {"input_grad[1]", "input_grad[2]"} <= set(report.diffs)  # dh0 and dc0 compared
     assert "self.lstm(x_1, pack)" in pytorch.to_source(model)

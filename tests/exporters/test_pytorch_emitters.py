@@ -101,7 +101,7 @@ def test_a_user_layer_with_an_emitter_exports_and_verifies(tmp_path: Path) -> No
     assert "        softsign = self.softsign(linear)\n" in source
     x = np.random.default_rng(0).standard_normal((5, 3, 4))
     report = pytorch.verify(model, x)
-    assert report.ok(1e-7, 1e-9), str(report)
+    assert report.within(1e-7, 1e-9), str(report)
     assert {"output[0]", "input_grad[0]", "linear.weight", "linear_1.bias"} <= set(report.diffs)
 
 
@@ -110,7 +110,7 @@ def test_a_pointwise_user_layer_maps_over_time(tmp_path: Path) -> None:
     source = pytorch.to_source(model)
     assert "        self.time_distributed = nn.Softsign()\n" in source
     report = pytorch.verify(model, np.random.default_rng(1).standard_normal((7, 2, 4)))
-    assert report.ok(1e-7, 1e-9), str(report)
+    assert report.within(1e-7, 1e-9), str(report)
 
 
 def test_a_user_layer_that_is_not_pointwise_is_refused_under_time_distributed(
@@ -289,7 +289,7 @@ def test_a_user_layer_ships_its_own_helper_class(tmp_path: Path) -> None:
     assert source.count("class SquareModule(nn.Module):") == 1
     assert "        self.square = SquareModule()\n" in source
     report = pytorch.verify(model, np.random.default_rng(0).standard_normal((5, 3, 4)))
-    assert report.ok(1e-7, 1e-9), str(report)
+    assert report.within(1e-7, 1e-9), str(report)
     module_spec = importlib.util.spec_from_file_location("exported_square", path)
     assert module_spec is not None and module_spec.loader is not None
     exported = importlib.util.module_from_spec(module_spec)

@@ -33,7 +33,7 @@ def test_every_zoo_model_with_lengths_exports_and_verifies(name: str) -> None:
     if "nn.LSTM(" in module_source:
         assert "nn.utils.rnn.pack_padded_sequence(" in module_source
     report = pytorch.verify(model)
-    assert report.ok(1e-7, 1e-9), report
+    assert report.within(1e-7, 1e-9), report
 
 
 def test_generated_test_files_pass_with_lengths(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_the_reverse_recipe_exports_with_lengths(layout: tuple[str, ...]) -> Non
     source = pytorch.to_source(model)
     assert "reverse = self.reverse(x, x_lengths)" in source
     report = pytorch.verify(model)
-    assert report.ok(1e-7, 1e-9), report
+    assert report.within(1e-7, 1e-9), report
 
 
 def test_verify_refuses_lengths_the_model_does_not_declare() -> None:
@@ -140,7 +140,7 @@ def test_verify_with_a_loss_leaves_the_padding_out(rng: np.random.Generator) -> 
     x, lengths = rng.standard_normal((5, 3, 8)), np.array([5, 2, 3])
     targets = rng.standard_normal((5, 3, 4))
     report = pytorch.verify(model, (x, lengths), targets, sc.losses.mse)
-    assert report.ok(1e-7, 1e-9), report
+    assert report.within(1e-7, 1e-9), report
     assert report.loss is not None
     expected = sc.losses.mse(model((x, lengths)), targets)  # a Padded output: masked
     np.testing.assert_allclose(report.loss, (expected, expected), rtol=1e-10)

@@ -199,7 +199,7 @@ def check_in_memory(model: sc.SpecChain, class_name: str = "Model") -> None:
     source = pytorch.to_source(model, class_name)
     audit(source, model, class_name)
     report = verify(model, class_name=class_name)  # executes the generated source
-    assert report.ok(1e-7, 1e-9), str(report)
+    assert report.within(1e-7, 1e-9), str(report)
     module = build_torch_module(model, class_name)
     assert type(module).__name__ == class_name
     load_torch_state(model, module, class_name)

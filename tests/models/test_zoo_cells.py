@@ -33,7 +33,7 @@ def test_every_builder_takes_every_cell(name: str, cell: str, tmp_path: Path) ->
     assert any(type(model.spec(node)) is zoo.CELLS[cell] for node in model.nodes)
     assert "+ lengths [B]" in str(graphviz.to_dot(model).source)  # the diagram shows them
     assert model.summary()
-    assert pytorch.verify(model).ok(1e-7, 1e-9)
+    assert pytorch.verify(model).within(1e-7, 1e-9)
     model.save(tmp_path / "m.safetensors")
     loaded = sc.load(tmp_path / "m.safetensors")
     rng = np.random.default_rng(0)

@@ -200,7 +200,7 @@ def test_export_verifies(score: str, lengths: bool) -> None:
     call = "AttentionLSTM(3, 4, 2)" if score == "concat" else f"AttentionLSTM(3, 4, 2, {score!r})"
     assert f"self.attention = {call}" in source
     report = pytorch.verify(model)
-    assert report.ok(*TOLERANCES[np.dtype(np.float64)]), str(report)
+    assert report.within(*TOLERANCES[np.dtype(np.float64)]), str(report)
     assert {k for k in report.diffs if "attention_" in k} == {
         f"attention.{name}" for name in PARAMETERS[score]
     }

@@ -29,7 +29,7 @@ def test_export_verifies_the_layer_alone(options: dict[str, bool | int]) -> None
     source = pytorch.to_source(model)
     assert "nn.GRU(3, 4" in source
     report = pytorch.verify(model)
-    assert report.ok(*F64), str(report)
+    assert report.within(*F64), str(report)
     assert "gru.weight_hh_l0" in report.diffs
 
 
@@ -39,7 +39,7 @@ def test_export_verifies_with_a_state_and_return_state() -> None:
     source = pytorch.to_source(model)
     assert "def forward(self, seq, h0):" in source and "self.gru(seq, h0)" in source
     report = pytorch.verify(model)
-    assert report.ok(*F64), str(report)
+    assert report.within(*F64), str(report)
 
 
 @pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
@@ -51,18 +51,18 @@ def test_export_verifies_with_lengths(batch_first: bool) -> None:
     model = (model >> Linear(8, 2)).to(np.float64)
     assert "def forward(self, seq, seq_lengths):" in pytorch.to_source(model)
     report = pytorch.verify(model)
-    assert report.ok(*F64), str(report)
+    assert report.within(*F64), str(report)
 
 
 def test_export_verifies_the_cell() -> None:
     model = (GRUCell(3, 4) >> Linear(4, 2)).to(np.float64)
     assert "nn.GRUCell(3, 4)" in pytorch.to_source(model)
-    assert pytorch.verify(model).ok(*F64)
+    assert pytorch.verify(model).within(*F64)
     inputs = sc.parallel(sc.Input(("B", 3), name="x"), sc.Input(("B", 4), name="h"))
     with_state = (inputs >> GRUCell(3, 4, bias=False)).to(np.float64)
     assert "self.gru_cell(x, h)" in pytorch.to_source(with_state)
     report = pytorch.verify(with_state)
-    assert report.ok(*F64), str(report)
+    assert report.within(*F64), str(report)
 
 
 def test_save_and_load_round_trip(tmp_path: Path, rng: np.random.Generator) -> None:

@@ -217,7 +217,7 @@ def test_export_verifies(shape: tuple[int, ...], dtype: type, rng: np.random.Gen
     x = rng.standard_normal(shape).astype(dtype)
     report = pytorch.verify(model, x)
     rtol, atol = TOLERANCES[np.dtype(dtype)]
-    assert report.ok(rtol, atol), str(report)
+    assert report.within(rtol, atol), str(report)
     expected = {"output[0]", "input_grad[0]", *model.named_parameters()}
     assert set(report.diffs) == expected, "every gradient, the LayerNorm's too, was compared"
     assert report.max_abs > 0  # two implementations, not one compared with itself
@@ -259,7 +259,7 @@ def test_time_distributed_layer_norm_exports_as_the_layer(rng: np.random.Generat
         model
     )
     report = pytorch.verify(model, rng.standard_normal((7, 2, 4)))
-    assert report.ok(*TOLERANCES[np.dtype(np.float64)]), str(report)
+    assert report.within(*TOLERANCES[np.dtype(np.float64)]), str(report)
     assert {"time_distributed.weight", "time_distributed.bias"} <= set(report.diffs)
 
 

@@ -34,7 +34,7 @@ F64 = TOLERANCES[np.dtype(np.float64)]
 def test_export_verifies_the_layer(options: dict[str, Any]) -> None:
     model = RNN(3, 4, **options).as_chain().to(np.float64)
     report = pytorch.verify(model)
-    assert report.ok(*F64), str(report)
+    assert report.within(*F64), str(report)
     assert set(model.named_parameters()) <= set(report.diffs), "every weight gradient compared"
     assert report.max_abs > 0  # two implementations, not one compared with itself
 
@@ -49,7 +49,7 @@ def test_export_verifies_with_lengths(bidirectional: bool) -> None:
     assert "def forward(self, seq, seq_lengths):" in source
     assert "nn.utils.rnn.pack_padded_sequence(seq, seq_lengths.cpu()" in source
     report = pytorch.verify(model)
-    assert report.ok(*F64), str(report)
+    assert report.within(*F64), str(report)
 
 
 def test_generated_code_uses_native_modules() -> None:
@@ -65,12 +65,12 @@ def test_export_verifies_the_cell(nonlinearity: str) -> None:
     """Alone (``x``) and after a named two-part Input (``(x, h)``, passed as two arguments)."""
     cell = RNNCell(3, 4, nonlinearity=nonlinearity)
     report = pytorch.verify(cell.as_chain().to(np.float64))
-    assert report.ok(*F64), str(report)
+    assert report.within(*F64), str(report)
     state = TupleType((TensorType(("B", 3)), TensorType(("B", 4))), ("x", "h"))
     model = (sc.Input(state, name="step") >> cell).to(np.float64)
     assert "rnn_cell = self.rnn_cell(*step)" in pytorch.to_source(model)
     report = pytorch.verify(model)
-    assert report.ok(*F64), str(report)
+    assert report.within(*F64), str(report)
     assert {"input_grad[0]", "input_grad[1]", "rnn_cell.weight_hh"} <= set(report.diffs)
 
 

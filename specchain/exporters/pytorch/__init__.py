@@ -5,9 +5,12 @@
 - ``export(model, out_dir)`` writes ``model.py``, ``weights.npz`` (no pickle), ``reference.npz``
   (inputs and outputs recorded now) and ``test_model.py`` (a pytest file that checks them)
   (``files.py``).
-- ``verify(model, inputs)`` runs the spec and the generated module side by side and reports the
-  largest differences of outputs, input gradients and every parameter gradient (``verify.py``).
-- ``load_torch_state(model, state_dict_or_module)`` fills a spec from PyTorch weights.
+- ``verify(model, inputs)`` runs the spec and the generated module side by side and returns a
+  ``VerifyReport``: the largest differences of outputs, input gradients and every parameter
+  gradient, the numerics contract's tolerances for their dtype, ``.ok`` and a ``PASS``/``FAIL``
+  table (``verify.py``, ``verdict.py``); ``raise_on_fail=True`` raises ``VerificationError``.
+- ``load_torch_state(model, state_dict_or_module, key_map=...)`` fills a spec from PyTorch
+  weights, a hand-written checkpoint's too given a key map (``checkpoints.py``).
 
 A layer of your own exports once it registers an emitter, in its own file::
 
@@ -22,6 +25,7 @@ or declares ``pytorch.no_torch_twin(Softplus, "why, and what to do instead")``.
 Only ``verify.py`` uses torch, and only inside its functions: exporting needs no torch.
 """
 
+from specchain.exporters.pytorch.checkpoints import KeyMap, load_torch_state
 from specchain.exporters.pytorch.emitters import (
     EMITTERS,
     HELPER_CLASSES,
@@ -41,13 +45,8 @@ from specchain.exporters.pytorch.emitters import (
 from specchain.exporters.pytorch.files import export
 from specchain.exporters.pytorch.naming import FILE_CONSTANTS, Names, assign_names, torch_state
 from specchain.exporters.pytorch.source import to_source
-from specchain.exporters.pytorch.verify import (
-    VerifyReport,
-    build_torch_module,
-    load_module_class,
-    load_torch_state,
-    verify,
-)
+from specchain.exporters.pytorch.verdict import TensorCheck, VerificationError, VerifyReport
+from specchain.exporters.pytorch.verify import build_torch_module, load_module_class, verify
 
 __all__ = [
     "EMITTERS",
@@ -56,8 +55,11 @@ __all__ = [
     "Emitted",
     "Emitter",
     "ExportError",
+    "KeyMap",
     "Names",
     "NoTwin",
+    "TensorCheck",
+    "VerificationError",
     "VerifyReport",
     "assign_names",
     "build_torch_module",

@@ -1,18 +1,18 @@
 """Proof of equivalence and import back: the only part of the exporter that uses torch, and only
 inside functions (``import specchain`` works without torch).
 
-- ``verify(model, inputs)`` runs the spec and the generated module side by side and reports the
-  largest differences of outputs, input gradients and every parameter gradient.
+- ``verify(model, inputs)`` runs the spec and the generated module side by side and returns a
+  ``VerifyReport`` (``verdict.py``): the largest differences of outputs, input gradients, every
+  parameter gradient (and the loss), the tolerances they were held to, and ``.ok``.
 - ``build_torch_module(model)`` instantiates the generated class with the model's weights.
-- ``load_torch_state(model, state_dict_or_module)`` fills a spec from PyTorch weights.
+
+``load_torch_state`` (weights back from PyTorch) lives in ``checkpoints.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import attrs
 import numpy as np
 
 from specchain import padded
@@ -22,31 +22,8 @@ from specchain.exporters.pytorch import arguments
 from specchain.exporters.pytorch.emitters import ExportError
 from specchain.exporters.pytorch.naming import assign_names, torch_state
 from specchain.exporters.pytorch.source import to_source
-from specchain.state import StateDictError
+from specchain.exporters.pytorch.verdict import TensorCheck, VerifyReport, check_tensor
 from specchain.tree import leaves, rebuild, structure, tree_map
-
-
-@attrs.frozen
-class VerifyReport:
-    """Largest absolute and relative differences per compared tensor (spec vs torch)."""
-
-    diffs: dict[str, tuple[float, float]]
-    loss: tuple[float, float] | None = None
-
-    @property
-    def max_abs(self) -> float:
-        return max((a for a, _ in self.diffs.values()), default=0.0)
-
-    def ok(self, rtol: float, atol: float) -> bool:
-        """Every tensor within ``atol + rtol * |reference|`` elementwise (checked at build)."""
-        return all(a <= atol or r <= rtol for a, r in self.diffs.values())
-
-    def __str__(self) -> str:
-        width = max((len(k) for k in self.diffs), default=4)
-        rows = [
-            f"{k:<{width}}  max|diff| {a:.3e}  max rel {r:.3e}" for k, (a, r) in self.diffs.items()
-        ]
-        return "specchain vs exported torch module:\n  " + "\n  ".join(rows)
 
 
 def load_module_class(source: str, class_name: str) -> Any:
@@ -79,12 +56,29 @@ def verify(
     loss: Any = None,
     train: bool = False,
     class_name: str = "Model",
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    raise_on_fail: bool = False,
 ) -> VerifyReport:
     """Run the spec and its exported module on the same inputs (and cotangent) and compare
-    outputs, the input gradients and every parameter gradient (by state_dict name).
+    outputs, the input gradients and every parameter gradient (by state_dict name), and the loss
+    value when ``loss`` is given.
 
-    Training mode is only comparable without random masks (dropout p = 0)."""
+    ``inputs`` defaults to an example input of the model's type. Each tensor is held to
+    ``|spec - torch| <= atol + rtol * |torch|`` elementwise, with the numerics contract's
+    tolerances for its dtype (float64: rtol 1e-7, atol 1e-9; float32: rtol 1e-4, atol 1e-5) unless
+    ``rtol`` and ``atol`` are given (both). Returns the report (``report.ok``, ``print(report)``);
+    with ``raise_on_fail=True`` a ``FAIL`` raises ``VerificationError`` (an ``AssertionError``)
+    holding the table. Training mode is only comparable without random masks (dropout p = 0)."""
     import torch
+
+    if (rtol is None) != (atol is None):
+        raise ValueError(
+            f"verify: give rtol and atol together (got rtol={rtol}, atol={atol}), or neither "
+            "for the numerics contract's tolerances by dtype"
+        )
+    tolerances = None if rtol is None or atol is None else (rtol, atol)
 
     names = assign_names(model, class_name)
     module = build_torch_module(model, class_name)
@@ -120,9 +114,13 @@ def verify(
             f"the exported module returns {len(out_leaves)} arrays, the spec "
             f"{len(leaves(y))}: {structure((out,))} != {structure((y,))}"
         )
-    diffs: dict[str, tuple[float, float]] = {}
+    checks: dict[str, TensorCheck] = {}
+
+    def compare(key: str, ours: np.ndarray, theirs: np.ndarray) -> None:
+        checks[key] = check_tensor(key, ours, theirs, tolerances)
+
     for i, (ours, theirs) in enumerate(zip(leaves(y), out_leaves)):
-        diffs[f"output[{i}]"] = _diff(f"output[{i}]", ours, theirs.detach().numpy())
+        compare(f"output[{i}]", ours, theirs.detach().numpy())
     pairs = [
         (o, torch.from_numpy(np.asarray(d))) for o, d in zip(out_leaves, dy_leaves) if d is not None
     ]
@@ -130,75 +128,26 @@ def verify(
     for i, (ours, leaf) in enumerate(zip(leaves(dx), in_leaves)):
         if ours is not None and leaf.is_floating_point():  # no gradient in torch: zero
             theirs = np.zeros_like(ours) if leaf.grad is None else leaf.grad.numpy()
-            diffs[f"input_grad[{i}]"] = _diff(f"input_grad[{i}]", ours, theirs)
+            compare(f"input_grad[{i}]", ours, theirs)
     torch_params = dict(module.named_parameters())
     for key, grad in grads.items():
         torch_key = names.state_key(model, key)
         theirs = torch_params[torch_key].grad
         reference = np.zeros_like(grad) if theirs is None else theirs.numpy()
-        diffs[torch_key] = _diff(torch_key, grad, reference)
+        compare(torch_key, grad, reference)
     loss_pair = None
     if loss is not None and value is not None:
         theirs_y = rebuild(y, iter(o.detach().numpy() for o in out_leaves))
         if isinstance(y_spec, padded.Padded):
             theirs_y = y_spec.with_data(theirs_y)
-        torch_value = float(loss(theirs_y, targets))
-        loss_pair = (float(value), torch_value)
-    return VerifyReport(diffs, loss_pair)
-
-
-def _diff(key: str, ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
-    if ours.shape != theirs.shape:  # never broadcast one onto the other
-        raise ExportError(
-            f"{key}: specchain has shape {list(ours.shape)}, the exported module "
-            f"{list(theirs.shape)}"
-        )
-    if ours.size == 0:
-        return 0.0, 0.0
-    delta = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))
-    scale = np.abs(theirs.astype(np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(delta == 0, 0.0, delta / scale)
-    return float(delta.max()), float(np.nanmax(rel))
+        torch_value = loss(theirs_y, targets)
+        dtype = leaves(y)[0].dtype  # the loss is held to the output's tolerances
+        compare("loss", np.asarray(value, dtype=dtype), np.asarray(torch_value, dtype=dtype))
+        loss_pair = (float(value), float(torch_value))
+    report = VerifyReport(checks, loss_pair)
+    return report.assert_ok() if raise_on_fail else report
 
 
 def _random_like(value: Any, rng: np.random.Generator) -> Any:
     """A normal cotangent in each leaf's dtype."""
     return tree_map(lambda leaf: rng.standard_normal(leaf.shape).astype(leaf.dtype), value)
-
-
-def load_torch_state(model: SpecChain, state: Any, class_name: str = "Model") -> None:
-    """Fill ``model`` from a torch module or state_dict with the exported module's key names
-    (strict: missing, unexpected and mis-shaped entries are all reported at once)."""
-    if hasattr(state, "state_dict") and callable(state.state_dict):
-        state = state.state_dict()
-    if not isinstance(state, Mapping):
-        raise TypeError(
-            f"expected a torch module or a state_dict mapping, got {type(state).__name__}"
-        )
-    names = assign_names(model, class_name)
-    current = model.named_parameters()
-    ours = {names.state_key(model, key): key for key in current}
-    missing = [k for k in ours if k not in state]
-    unexpected = [k for k in state if k not in ours]
-    problems: list[str] = []
-    if missing or unexpected:
-        problems.append(f"missing keys: {missing}; unexpected keys: {unexpected}")
-    arrays: dict[str, np.ndarray] = {}
-    for key, our_key in ours.items():  # named by the torch keys, which the caller knows
-        if key in state:
-            value, expected = _as_numpy(state[key]), current[our_key]
-            if value.shape != expected.shape:
-                problems.append(f"{key}: shape {list(value.shape)} != {list(expected.shape)}")
-            elif value.dtype != expected.dtype:
-                problems.append(f"{key}: dtype {value.dtype} != the model's {expected.dtype}")
-            arrays[our_key] = value
-    if problems:
-        raise StateDictError("load_torch_state: " + "\n  ".join(problems))
-    model.load_state_dict(arrays, strict=True)
-
-
-def _as_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        return np.asarray(value.detach().cpu().numpy())
-    return np.asarray(value)
