@@ -315,6 +315,12 @@ def test_lstm_lanes_load_a_hand_written_bidirectional_lstm(rng: np.random.Genera
     )
 
 
+def test_zoo_bilstm_is_one_bidirectional_lstm(rng: np.random.Generator) -> None:
+    model = zoo.bilstm(8, 16, 4, head_name="fc")
+    assert "self.lstm = nn.LSTM(8, 16, bidirectional=True)" in pytorch.to_source(model)
+    check_hand_written(model, BiTagger(8, 16, 4), rng.standard_normal((5, 3, 8)))
+
+
 def test_one_composite_node_exports_without_a_prefix() -> None:
     """The attention model's exported class is the attention module: ``encoder.weight_ih_l0``,
     the keys of a hand-written encoder/decoder, with and without lengths."""
