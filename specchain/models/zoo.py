@@ -1,6 +1,12 @@
 """The model zoo: the TorchLean LSTM models as ``SpecChain`` builders with symbolic ``T`` and ``B``.
 
-Node names are chosen to read well as attributes of the exported PyTorch module. Every model takes
+Node names are chosen to read well as attributes of the exported PyTorch module, and every builder
+takes them as keyword arguments so an export's ``state_dict`` keys can match a hand-written
+model's: ``recurrent_name`` (default: the cell, ``"lstm"``), ``head_name`` (default ``"head"``;
+``"projection"`` for the language model) and ``embedding_name`` (``seq2seq(8, 32, 4,
+head_name="fc")`` exports ``self.lstm`` and ``self.fc``). The two-layer model's layers are
+``{recurrent_name}1`` and ``{recurrent_name}2``, exported as one ``nn.LSTM(num_layers=2)`` named
+``recurrent_name``. Every model takes
 a padded batch as ``(x, lengths)`` where a sequence goes in; ``lengths=True`` also declares it
 (an ``Input(..., lengths=True)`` first): the diagram shows the lengths input and the exported
 ``forward`` takes them (``forward(self, x, x_lengths)``) and packs the sequence for ``nn.LSTM``.
@@ -47,37 +53,60 @@ def sequence_input(features: int | None, lengths: bool, name: str = "x") -> list
 
 
 def seq2seq(
-    input_size: int, hidden_size: int, output_size: int, lengths: bool = False, cell: str = "lstm"
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    lengths: bool = False,
+    cell: str = "lstm",
+    *,
+    recurrent_name: str | None = None,
+    head_name: str = "head",
 ) -> SpecChain:
     """A recurrent layer with a per-timestep head: ``[T, B, I]`` -> ``[T, B, O]``."""
     return serial(
         *sequence_input(input_size, lengths),
-        recurrent(cell, input_size, hidden_size),
-        Linear(hidden_size, output_size, name="head"),
+        recurrent(cell, input_size, hidden_size, name=recurrent_name),
+        Linear(hidden_size, output_size, name=head_name),
     )
 
 
 def classifier(
-    input_size: int, hidden_size: int, num_classes: int, lengths: bool = False, cell: str = "lstm"
+    input_size: int,
+    hidden_size: int,
+    num_classes: int,
+    lengths: bool = False,
+    cell: str = "lstm",
+    *,
+    recurrent_name: str | None = None,
+    head_name: str = "head",
 ) -> SpecChain:
     """Many-to-one: the last hidden state to class logits, ``[T, B, I]`` -> ``[B, C]``."""
     return serial(
         *sequence_input(input_size, lengths),
-        recurrent(cell, input_size, hidden_size),
+        recurrent(cell, input_size, hidden_size, name=recurrent_name),
         LastStep(),
-        Linear(hidden_size, num_classes, name="head"),
+        Linear(hidden_size, num_classes, name=head_name),
     )
 
 
 def two_layer(
-    input_size: int, hidden_size: int, output_size: int, lengths: bool = False, cell: str = "lstm"
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    lengths: bool = False,
+    cell: str = "lstm",
+    *,
+    recurrent_name: str | None = None,
+    head_name: str = "head",
 ) -> SpecChain:
-    """Two recurrent layers as two specs (TorchLean's two-layer model) and a per-timestep head."""
+    """Two recurrent layers as two specs (TorchLean's two-layer model, nodes ``lstm1`` and
+    ``lstm2``) and a per-timestep head; exported as one ``nn.LSTM(num_layers=2)``."""
+    name = cell if recurrent_name is None else recurrent_name
     return serial(
         *sequence_input(input_size, lengths),
-        recurrent(cell, input_size, hidden_size, name=f"{cell}1"),
-        recurrent(cell, hidden_size, hidden_size, name=f"{cell}2"),
-        Linear(hidden_size, output_size, name="head"),
+        recurrent(cell, input_size, hidden_size, name=f"{name}1"),
+        recurrent(cell, hidden_size, hidden_size, name=f"{name}2"),
+        Linear(hidden_size, output_size, name=head_name),
     )
 
 
@@ -89,10 +118,15 @@ def stacked(
     dropout: float = 0.0,
     lengths: bool = False,
     cell: str = "lstm",
+    *,
+    recurrent_name: str | None = None,
+    head_name: str = "head",
 ) -> SpecChain:
     """An N-layer recurrent layer (one ``nn.LSTM(num_layers=N)``) and a per-timestep head."""
-    layer = recurrent(cell, input_size, hidden_size, num_layers=num_layers, dropout=dropout)
-    head = Linear(hidden_size, output_size, name="head")
+    layer = recurrent(
+        cell, input_size, hidden_size, num_layers=num_layers, dropout=dropout, name=recurrent_name
+    )
+    head = Linear(hidden_size, output_size, name=head_name)
     return serial(*sequence_input(input_size, lengths), layer, head)
 
 
@@ -104,6 +138,10 @@ def language_model(
     one_hot: bool = False,
     lengths: bool = False,
     cell: str = "lstm",
+    *,
+    embedding_name: str = "embedding",
+    recurrent_name: str | None = None,
+    head_name: str = "projection",
 ) -> SpecChain:
     """Embedding -> recurrent stack -> Dropout -> projection to the vocabulary (PyTorch
     semantics).
@@ -112,26 +150,34 @@ def language_model(
     linear layer on one-hot vectors (``OneHot`` + ``Linear(V, H, bias=False)``).
     """
     embed: Any = (
-        OneHot(vocab_size) >> Linear(vocab_size, hidden_size, bias=False, name="embedding")
+        OneHot(vocab_size) >> Linear(vocab_size, hidden_size, bias=False, name=embedding_name)
         if one_hot
-        else Embedding(vocab_size, hidden_size, name="embedding")
+        else Embedding(vocab_size, hidden_size, name=embedding_name)
     )
+    layers = dict(num_layers=num_layers, dropout=dropout, name=recurrent_name)
     return serial(
         *sequence_input(None, lengths, name="tokens"),
         embed,
-        recurrent(cell, hidden_size, hidden_size, num_layers=num_layers, dropout=dropout),
+        recurrent(cell, hidden_size, hidden_size, **layers),
         Dropout(dropout),
-        Linear(hidden_size, vocab_size, name="projection"),
+        Linear(hidden_size, vocab_size, name=head_name),
     )
 
 
 def bilstm(
-    input_size: int, hidden_size: int, output_size: int, lengths: bool = False, cell: str = "lstm"
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    lengths: bool = False,
+    cell: str = "lstm",
+    *,
+    recurrent_name: str | None = None,
+    head_name: str = "head",
 ) -> SpecChain:
     """A bidirectional recurrent layer and a per-timestep head on both directions:
     ``[T, B, 2H]`` -> O."""
-    layer = recurrent(cell, input_size, hidden_size, bidirectional=True)
-    head = Linear(2 * hidden_size, output_size, name="head")
+    layer = recurrent(cell, input_size, hidden_size, bidirectional=True, name=recurrent_name)
+    head = Linear(2 * hidden_size, output_size, name=head_name)
     return serial(*sequence_input(input_size, lengths), layer, head)
 
 

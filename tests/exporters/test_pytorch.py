@@ -354,7 +354,10 @@ def test_shared_spec_is_one_module_used_twice(tmp_path: Path) -> None:
 
 
 def test_bidirectional_branch_source() -> None:
-    source = pytorch.to_source(GRAPHS["bidirectional_branch"][0]())
+    """Lanes of different sizes: not one bidirectional nn.LSTM (test_pytorch_fusion.py), so
+    each node is its own line."""
+    lanes = sc.branch(LSTM(8, 16), Reverse() >> LSTM(8, 12) >> Reverse())
+    source = pytorch.to_source(lanes >> Concat() >> Linear(28, 4))
     for line in (
         "self.reverse = Reverse(0)",
         "self.concat = Concat(-1)",

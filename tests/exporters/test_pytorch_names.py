@@ -379,10 +379,11 @@ def test_longest_names(tmp_path: Path) -> None:
 
 
 def test_hostile_names_on_composite_graphs() -> None:
-    """Helpers (Reverse, Concat) and shared LSTMs under hostile names."""
+    """Helpers (Reverse, Concat) and LSTMs under hostile names (lanes of different sizes: not
+    fused into one bidirectional nn.LSTM)."""
     forward = LSTM(4, 3, name="Reverse")
-    backward = sc.serial(Reverse(name="Concat"), LSTM(4, 3, name="Model"), Reverse(name="\u2028"))
-    model = sc.branch(forward, backward) >> Concat(name="torch") >> Linear(6, 2, name="F")
+    backward = sc.serial(Reverse(name="Concat"), LSTM(4, 2, name="Model"), Reverse(name="\u2028"))
+    model = sc.branch(forward, backward) >> Concat(name="torch") >> Linear(5, 2, name="F")
     model.to(np.float64)
     check_in_memory(model)
     source = pytorch.to_source(model)

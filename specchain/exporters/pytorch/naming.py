@@ -1,5 +1,6 @@
 """Every identifier of a generated file: the class name (checked), the ``forward`` arguments and,
-per node, its module attribute and output variable, all from one ``Namespace``."""
+per node, its module attribute and output variable, all from one ``Namespace``; and each
+parameter's ``state_dict`` key in the export (after ``fusion``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import attrs
 import numpy as np
 
 from specchain.chain import SpecChain
+from specchain.exporters.pytorch import fusion
 from specchain.exporters.pytorch.emitters import HELPER_CLASSES, ExportError
 from specchain.exporters.pytorch.namespace import FILE_NAMES, Namespace, is_identifier
 from specchain.inputs import Input, argument_inputs
@@ -21,13 +23,17 @@ FILE_CONSTANTS = ("WEIGHTS", "NODE_NAMES", "INPUT_TYPE", "OUTPUT_TYPE", "load")
 @attrs.frozen
 class Names:
     """Every identifier of one generated file: the class, the forward's arguments, and per node
-    its module attribute (shared specs share one) and its output variable."""
+    of the fused chain (``fusion.fuse``) its module attribute (shared specs share one) and its
+    output variable. ``keys``: the model's parameter names -> the export's state_dict keys.
+    ``base``: the node whose module the class is (``fusion.base_node``), or None."""
 
     class_name: str
     arguments: tuple[str, ...]
     attribute: dict[str, str]
     variable: dict[str, str]
     lengths: dict[int, str] = attrs.field(factory=dict)  # argument index -> its lengths argument
+    keys: dict[str, str] = attrs.field(factory=dict)
+    base: str | None = None
 
     def signature(self) -> tuple[str, ...]:
         """``forward``'s arguments after ``self``: each input, its lengths right after it."""
@@ -39,14 +45,19 @@ class Names:
         return tuple(out)
 
     def state_key(self, chain: SpecChain, our_key: str) -> str:
-        """Our ``node.param`` -> the exported module's ``attribute.param``."""
-        node, local = chain.parameter_owners()[our_key]
-        return f"{self.attribute[node]}.{local}"
+        """Our ``node.param`` -> the exported module's ``attribute.param`` (``lstm2.weight_ih_l0``
+        -> ``lstm.weight_ih_l1`` when fused; ``encoder.weight_ih_l0`` for the ``base`` node)."""
+        if our_key not in self.keys:
+            raise KeyError(f"{our_key!r} is not a parameter of the model these names are for")
+        return self.keys[our_key]
 
 
 def assign_names(chain: SpecChain, class_name: str = "Model") -> Names:
-    """Deterministic identifiers for ``chain`` (the exporter and the importer share them)."""
+    """Deterministic identifiers for ``chain``, named after its fused form (``fusion.fuse``; the
+    exporter and the importer share them)."""
     _check_class_name(class_name)
+    fused = fusion.fuse(chain)
+    chain = fused.chain
     names = Namespace(reserved={class_name, *HELPER_CLASSES, *FILE_CONSTANTS})
     bound = _bound_inputs(chain)
     arguments = _argument_names(chain.in_type, bound, names)
@@ -65,7 +76,15 @@ def assign_names(chain: SpecChain, class_name: str = "Model") -> Names:
         if key not in owner or not chain.spec(node).params:
             owner[key] = variable[node]
         attribute[node] = owner[key] if chain.spec(node).params else variable[node]
-    return Names(class_name, arguments, attribute, variable, lengths)
+    base = fusion.base_node(chain)
+    if base is not None:  # the class is that module: it calls its method, owns its parameters
+        attribute[base] = fusion.BASE_METHOD
+    keys: dict[str, str] = {}
+    owners = chain.parameter_owners()
+    for ours, theirs in fused.keys.items():
+        node, local = owners[theirs]
+        keys[ours] = local if node == base else f"{attribute[node]}.{local}"
+    return Names(class_name, arguments, attribute, variable, lengths, keys, base)
 
 
 def torch_state(model: SpecChain, names: Names) -> dict[str, np.ndarray]:

@@ -5,8 +5,8 @@ is one shared module), ``forward`` is straight-line code in graph order, one lin
 node's line comes from the emitter registered for its spec's class (``emitters.py``): native
 modules where they exist (``nn.LSTM``, ``nn.Linear``, ...), helper classes copied from
 ``torch_helpers.py`` for the rest. Every identifier comes from one ``Namespace``; every constant is
-written with ``repr``; user text appears only inside ``repr``'d string literals, never in comments
-or code.
+written with ``repr``; user text appears only ``repr``'d: in string literals, and in the comment
+that names the nodes a fused module replaces (``fusion.py``), never as code.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import ast
 
 from specchain import graph as g
 from specchain.chain import SpecChain
-from specchain.exporters.pytorch import lengths
+from specchain.exporters.pytorch import fusion, lengths
 from specchain.exporters.pytorch.emitters import Emitted, ExportError, emitter_for, helper_classes
 from specchain.exporters.pytorch.namespace import is_identifier
 from specchain.exporters.pytorch.naming import Names, assign_names, shadows_file_name
@@ -29,6 +29,9 @@ def to_source(model: SpecChain, class_name: str = "Model") -> str:
     from specchain import __version__
 
     names = assign_names(model, class_name)
+    fused = fusion.fuse(model)  # names are those of the fused chain: emit that
+    model = fused.chain
+    base, super_init = "nn.Module", "super().__init__()"
     init_lines: list[str] = []
     forward_lines: list[str] = []
     helpers: dict[str, str] = {}  # class name -> its source, in order of first use
@@ -46,12 +49,15 @@ def to_source(model: SpecChain, class_name: str = "Model") -> str:
         if emitted.helper is not None:
             _add_helper(helpers, node, emitted, classes, names)
         attribute = names.attribute[node]
-        if attribute not in built:
+        if node == names.base and emitted.helper is not None:  # the class is this module
+            base = emitted.helper
+            super_init = "super().__init__" + emitted.constructor.removeprefix(base)
+        elif attribute not in built:
             built.add(attribute)
-            init_lines.append(f"self.{attribute} = {emitted.constructor}")
+            init_lines += [*fused.comments(node), f"self.{attribute} = {emitted.constructor}"]
         forward_lines += _call(model, names, node, emitted, carried[node][0])
     forward_lines.append(f"return {_input_expression(model, names, OUTPUT)}")
-    node_names = {names.variable[n]: n for n in model.nodes}
+    node_names = {names.variable[n]: fused.origin(n) for n in model.nodes}
     helper_source = "\n\n".join(helpers.values())
     signature = ", ".join(("self", *names.signature()))
     header = [
@@ -75,9 +81,9 @@ def to_source(model: SpecChain, class_name: str = "Model") -> str:
         'WEIGHTS = Path(__file__).with_name("weights.npz")',
     ]
     body = [
-        f"class {class_name}(nn.Module):",
+        f"class {class_name}({base}):",
         "    def __init__(self) -> None:",
-        "        super().__init__()",
+        f"        {super_init}",
         *(f"        {line}" for line in init_lines),
         "",
         f"    def forward({signature}):",

@@ -164,6 +164,14 @@ class AttentionLSTM(nn.Module):
         source_lengths: torch.Tensor | None = None,
         decoder_lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        return self._forward_impl(inputs, source_lengths, decoder_lengths)
+
+    def _forward_impl(  # a model that is this module alone subclasses it and calls this
+        self,
+        inputs: tuple[torch.Tensor, torch.Tensor],
+        source_lengths: torch.Tensor | None = None,
+        decoder_lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         source, decoder_inputs = inputs
         if source_lengths is None:
             encoded, (h, c) = self.encoder(source)
