@@ -1,0 +1,96 @@
+"""Tracing: a PyTorch module -> a ``torch.fx`` graph whose leaves have converters, and the value
+every node held when the example inputs ran.
+
+``torch.fx`` records ``nn.LSTM`` and every module with a converter as one ``call_module`` node
+(``Tracer.is_leaf_module``), traces into everything else (``nn.Sequential``, the user's own
+modules), and turns tuple unpacking (``out, (h, c) = self.lstm(x)``) into ``getitem`` nodes.
+Forward arguments past the example inputs keep their defaults (``lengths=None``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from specchain.importers.registry import TorchImportError, module_converter
+
+
+class LeafTracer(fx.Tracer):
+    """fx's tracer, with every module that has a converter kept whole."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if module_converter(m) is not None:
+            return True
+        return bool(super().is_leaf_module(m, module_qualified_name))
+
+
+def trace(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> fx.GraphModule:
+    """The fx graph of ``module.forward`` called with ``len(inputs)`` arguments."""
+    concrete = _defaults_past(module, len(inputs))
+    try:
+        graph = LeafTracer().trace(module, concrete_args=concrete or None)
+    except TorchImportError:
+        raise
+    except Exception as err:  # fx's own errors: data-dependent control flow, iteration, ...
+        raise TorchImportError(
+            f"torch.fx cannot trace {type(module).__name__}.forward: {type(err).__name__}: {err}; "
+            "keep Python control flow on tensors out of forward (or inside a module with a "
+            "registered converter, which is not traced into)"
+        ) from err
+    return fx.GraphModule(module, graph)
+
+
+def _defaults_past(module: nn.Module, count: int) -> dict[str, Any]:
+    """The defaults of ``forward``'s parameters after the first ``count``; an error when one of
+    them has no default."""
+    parameters = list(inspect.signature(module.forward).parameters.values())
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    if count > len(positional):
+        raise TorchImportError(
+            f"{type(module).__name__}.forward takes {len(positional)} argument(s) "
+            f"({', '.join(p.name for p in positional)}), got {count} example input(s); pass one "
+            "example tensor per argument"
+        )
+    missing = [p.name for p in positional[count:] if p.default is inspect.Parameter.empty]
+    if missing:
+        raise TorchImportError(
+            f"{type(module).__name__}.forward needs {', '.join(missing)} too: pass an example "
+            f"for every argument without a default ({len(positional)} in all)"
+        )
+    return {p.name: p.default for p in positional[count:]}
+
+
+class Recorder(fx.Interpreter):
+    """Runs the graph once and keeps every node's value (``values[node]``)."""
+
+    def __init__(self, graph_module: fx.GraphModule) -> None:
+        super().__init__(graph_module)
+        self.values: dict[fx.Node, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        value = super().run_node(n)
+        self.values[n] = value
+        return value
+
+
+def example_values(
+    graph_module: fx.GraphModule, inputs: tuple[torch.Tensor, ...]
+) -> dict[fx.Node, Any]:
+    """Every node's value on ``inputs``, computed in eval mode without gradients (the module's
+    mode is restored)."""
+    training = graph_module.training
+    recorder = Recorder(graph_module)
+    try:
+        graph_module.eval()
+        with torch.no_grad():
+            recorder.run(*inputs)
+    finally:
+        graph_module.train(training)
+    return recorder.values
