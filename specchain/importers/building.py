@@ -16,24 +16,40 @@ from typing import Any
 import networkx as nx
 from torch import fx, nn
 
+from specchain.chain import SpecChain
 from specchain.graph import INPUT, OUTPUT, Index
 from specchain.importers.registry import Call, Converted, TorchImportError, converter_for
 from specchain.pack import Pack
 from specchain.spec import NNModuleSpec
+from specchain.types import Type
 
 Ref = tuple[str, Index]  # a value: the node that computes it, and the path into its output
 
 
+def placeholders(graph_module: fx.GraphModule) -> list[fx.Node]:
+    """The graph's inputs: one per ``forward`` argument given an example."""
+    return [n for n in graph_module.graph.nodes if n.op == "placeholder"]
+
+
 class GraphBuilder:
-    """Builds the graph node by node, in the fx graph's order (already topological).
+    """Builds the graph of ``module`` node by node, from its trace ``graph_module`` in the fx
+    graph's order (already topological).
 
     ``modules`` maps every node that calls a module to that module, for copying weights; a
     module called twice gives two nodes that share one parameter dict (weight sharing).
     """
 
-    def __init__(self, graph_module: fx.GraphModule, values: dict[fx.Node, Any]) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        graph_module: fx.GraphModule,
+        values: dict[fx.Node, Any],
+        in_type: Type,
+    ) -> None:
+        self.module = module
         self.root = graph_module
         self.values = values
+        self.in_type = in_type
         self.graph = nx.MultiDiGraph()
         self.graph.add_node(INPUT)
         self.graph.add_node(OUTPUT)
@@ -44,7 +60,7 @@ class GraphBuilder:
         nodes = graph_module.graph.nodes
         self.reserved = {str(n.target) for n in nodes if n.op == "call_module"}
         self.names: set[str] = set()
-        self.placeholders = [n for n in nodes if n.op == "placeholder"]
+        self.placeholders = placeholders(graph_module)
 
     def build(self) -> nx.MultiDiGraph:
         for node in self.root.graph.nodes:
@@ -56,18 +72,32 @@ class GraphBuilder:
             many = len(self.placeholders) > 1
             self.refs[node] = (INPUT, (self.placeholders.index(node),) if many else ())
         elif node.op == "output":
-            self.connect(node.args[0], OUTPUT, None, node)
+            self.connect(node.args[0], OUTPUT, None, "the output of forward")
         elif node.op == "get_attr":
-            raise TorchImportError(
-                f"cannot import node {node.name!r} (get_attr {node.target}): forward reads the "
-                "tensor self." + str(node.target) + " directly; wrap the computation that uses it "
-                "in an nn.Module and register a converter for that module "
-                "(@specchain.importers.torch.converter(MyModule))"
-            )
+            raise self._attribute_error(node)
         elif self._indexes_tuple(node):
-            self.refs[node] = self._item(node)
+            if node.users:  # the ``_`` of ``out, _ = self.lstm(x)`` reads nothing
+                self.refs[node] = self._item(node)
         else:
             self._add_call(node)
+
+    def _attribute_error(self, node: fx.Node) -> TorchImportError:
+        """A forward that reads a tensor attribute (a weight used by hand, a constant)."""
+        target = str(node.target)
+        owner_path = target.rpartition(".")[0]
+        if target.startswith("_tensor_constant"):
+            what, owner = "makes a constant tensor", "MyModule"
+        else:
+            what = f"reads self.{target} directly"
+            owner = (
+                type(self.module.get_submodule(owner_path)).__name__ if owner_path else "MyModule"
+            )
+        return TorchImportError(
+            f"cannot import node {node.name!r} (get_attr {target}): forward {what}; "
+            "specchain's graph holds only layers and their inputs: register a converter for the "
+            f"module that computes with it (@specchain.importers.torch.converter({owner})), so "
+            "it is imported whole"
+        )
 
     # --- tuples -------------------------------------------------------------------------
 
@@ -101,10 +131,10 @@ class GraphBuilder:
     # --- calls --------------------------------------------------------------------------
 
     def _add_call(self, node: fx.Node) -> None:
-        module = self.root.get_submodule(str(node.target)) if node.op == "call_module" else None
+        module = self.module.get_submodule(str(node.target)) if node.op == "call_module" else None
         first = node.args[0] if node.args else None
         example = self.values.get(first) if isinstance(first, fx.Node) else None
-        call = Call(node, module, tuple(node.args), dict(node.kwargs), example)
+        call = Call(node, module, tuple(node.args), dict(node.kwargs), example, self.value_type)
         result = converter_for(call)(call)
         if isinstance(result, NNModuleSpec):
             args = call.args
@@ -118,10 +148,24 @@ class GraphBuilder:
         self.graph.add_node(name, spec=result.spec)
         if module is not None:
             self._share_weights(name, module, result.spec)
-        self.connect(result.inputs, name, None, node)
+        self.connect(result.inputs, name, None, call.where)
+        for spec in result.then:
+            previous, name = name, self._claim(spec.default_name)
+            self.graph.add_node(name, spec=spec)
+            self.graph.add_edge(previous, name, port=None, index=())
         self.refs[node] = (name, ())
         if result.only_item is not None:
             self.only_item[name] = result.only_item
+
+    def value_type(self, value: Any) -> Type:
+        """The spec-side type of a value the graph has computed so far (inferred on a copy of
+        the graph that outputs it)."""
+        if not isinstance(value, fx.Node):
+            raise TorchImportError(f"{value!r} is a constant, not a value of the graph")
+        graph = self.graph.copy()
+        src, index = self.refs[value]
+        graph.add_edge(src, OUTPUT, port=None, index=index)
+        return SpecChain(graph, self.in_type).out_type
 
     def _share_weights(self, name: str, module: nn.Module, spec: NNModuleSpec) -> None:
         first = self.first_call.setdefault(id(module), name)
@@ -139,22 +183,23 @@ class GraphBuilder:
         self.names.add(name)
         return name
 
-    def connect(self, value: Any, dst: str, port: int | None, node: fx.Node) -> None:
-        """Edges that deliver ``value`` (a node, or a nested tuple of them) to ``dst``."""
+    def connect(self, value: Any, dst: str, port: int | None, where: str) -> None:
+        """Edges that deliver ``value`` (a node, or a nested tuple of them) to ``dst``; ``where``
+        names the fx node in messages."""
         if isinstance(value, fx.Node):
             src, index = self.refs[value]
             self.graph.add_edge(src, dst, port=port, index=index)
         elif isinstance(value, (tuple, list)) and port is None:
             for i, item in enumerate(value):
-                self.connect(item, dst, i, node)
+                self.connect(item, dst, i, where)
         elif isinstance(value, (tuple, list)):
             pack = self._claim("pack")
             self.graph.add_node(pack, spec=Pack())
-            self.connect(value, pack, None, node)
+            self.connect(value, pack, None, where)
             self.graph.add_edge(pack, dst, port=port, index=())
         else:
             raise TorchImportError(
-                f"cannot import node {node.name!r} ({node.op} {node.target}): it passes the "
-                f"constant {value!r} where specchain needs a tensor computed by the graph; "
+                f"cannot import {where}: it passes the constant {value!r} where specchain "
+                "needs a tensor computed by the graph; "
                 "register a converter that turns the constant into a hyper-parameter"
             )

@@ -18,10 +18,11 @@ from specchain.importers.registry import Call, Converted, converter
 from specchain.modules.activation import ReLU, Sigmoid, Tanh
 from specchain.modules.sequence import Add, Concat, LastStep, Reverse
 from specchain.spec import NNModuleSpec
+from specchain.types import TensorType
 
-LAST_STEP_FIX = (
-    "specchain imports x[-1] (time-major) and x[:, -1] (batch-first) as the last step; "
-    "compute anything else in a module with a registered converter"
+STEP_FIX = (
+    "specchain imports the last and the first item of axis 0 or 1 (x[-1], x[:, -1], x[0], "
+    "h[-2] of h_n [2, B, H]); compute anything else in a module with a registered converter"
 )
 
 
@@ -79,23 +80,44 @@ def _flip_method(call: Call) -> Converted:
     return Converted(_flip(call, dims), call.args[0])
 
 
+def _step(call: Call, axis: int, index: Any, shown: str) -> Converted:
+    """Item ``index`` of ``axis`` (0 or 1) of the node's first argument: the last one is
+    ``LastStep``, the first one ``Reverse`` then ``LastStep`` (``h[-2]`` of a one-layer
+    bidirectional ``h_n [2, B, H]`` is its first item)."""
+    source = call.args[0]
+    if axis not in (0, 1) or isinstance(index, bool) or not isinstance(index, int):
+        raise call.fail(f"indexing with {shown}", STEP_FIX)
+    t = call.value_type(source)
+    dim = t.dims[axis] if isinstance(t, TensorType) and (t.rank or 0) > axis else None
+    size = dim if isinstance(dim, int) else None  # None: symbolic, only -1 and 0 are known
+    if index == -1 or (size is not None and index == size - 1):
+        return Converted(LastStep(axis=axis), source)
+    if index == 0 or (size is not None and index == -size):
+        return Converted(Reverse(axis=axis), source, then=(LastStep(axis=axis),))
+    raise call.fail(f"indexing {t} with {shown}: neither the first nor the last item", STEP_FIX)
+
+
 @converter(operator.getitem)
 def _index(call: Call) -> Converted:
-    """``x[-1]`` -> the last step of axis 0; ``x[:, -1]`` (and ``x[:, -1, :]``) of axis 1."""
+    """``x[-1]`` -> the last step of axis 0; ``x[:, -1]`` (and ``x[:, -1, :]``) of axis 1;
+    ``x[0]`` the first step."""
     index = call.args[1]
     items = index if isinstance(index, tuple) else (index,)
     full = slice(None)
-    positions = [i for i, item in enumerate(items) if item != full]
-    if len(positions) != 1 or items[positions[0]] != -1 or positions[0] > 1:
-        raise call.fail(f"indexing with [{_shown(items)}]", LAST_STEP_FIX)
-    return Converted(LastStep(axis=positions[0]), call.args[0])
+    positions = [i for i, item in enumerate(items) if not _is(item, full)]
+    shown = f"[{_shown(items)}]"
+    if len(positions) != 1:
+        raise call.fail(f"indexing with {shown}", STEP_FIX)
+    return _step(call, positions[0], items[positions[0]], shown)
+
+
+def _is(item: Any, full: slice) -> bool:
+    return isinstance(item, slice) and item == full
 
 
 def _select(call: Call) -> Converted:
     dim, index = _argument(call, 1, "dim"), _argument(call, 2, "index")
-    if index != -1 or dim not in (0, 1):
-        raise call.fail(f"select(dim={dim}, index={index})", LAST_STEP_FIX)
-    return Converted(LastStep(axis=dim), call.args[0])
+    return _step(call, dim, index, f"select(dim={dim}, index={index})")
 
 
 converter(torch.select)(_select)

@@ -25,8 +25,8 @@ from specchain.spec import NNModuleSpec
 
 def first_item_only(call: Call) -> bool:
     """Whether the graph uses only item 0 of the node's tuple output (``out, _ = lstm(x)``,
-    ``lstm(x)[0]``)."""
-    users = list(call.node.users)
+    ``lstm(x)[0]``); the unused ``_`` of an unpacking does not count."""
+    users = [u for u in call.node.users if u.users]
     return bool(users) and all(
         u.op == "call_function" and u.target is operator.getitem and u.args[1] == 0 for u in users
     )
@@ -52,8 +52,9 @@ def _recurrent(spec_class: Callable[..., NNModuleSpec], call: Call, **extra: Any
 
 
 def _tensor_args(call: Call) -> Any:
-    """The node's positional arguments as the spec's input: one value, or ``(x, state)``."""
-    args = call.args
+    """The node's positional arguments as the spec's input: one value, or ``(x, state)``
+    (``lstm(x, None)`` is ``lstm(x)``)."""
+    args = call.args[:1] if call.args[1:] == (None,) else call.args
     return args[0] if len(args) == 1 else tuple(args)
 
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import attrs
 
 from specchain.spec import NNModuleSpec
-from specchain.types import SpecError
+from specchain.types import SpecError, Type
 
 CONVERTING_DOC = "docs/importing.md"
 
@@ -34,7 +34,9 @@ class Call:
     ``node`` is the ``torch.fx.Node``; ``module`` the called ``nn.Module`` (``call_module``
     nodes) or None; ``args``/``kwargs`` the node's arguments, where an argument computed by the
     graph is an ``fx.Node`` and anything else a constant; ``example`` the value the node's first
-    argument held when the example inputs ran (a tensor, or a tuple for RNN outputs).
+    argument held when the example inputs ran (a tensor, or a tuple for RNN outputs);
+    ``value_type(arg)`` the spec-side type of an argument (``[2, B, 16]`` for an LSTM's ``h_n``:
+    fixed sizes are ints, symbolic ones ``T`` and ``B``).
     """
 
     node: Any
@@ -42,6 +44,7 @@ class Call:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     example: Any
+    value_type: Callable[[Any], Type]
 
     @property
     def where(self) -> str:
@@ -59,11 +62,14 @@ class Converted:
     ``inputs`` is one value or a (nested) tuple of values (``fx.Node``), as the spec takes it.
     ``only_item=k``: the module returns a tuple of which the graph reads item ``k`` alone, and
     the spec returns that item itself (``out, _ = self.lstm(x)`` -> an LSTM without its state).
+    ``then``: specs applied after ``spec``, in series (``x[0]`` is ``Reverse`` then
+    ``LastStep``).
     """
 
     spec: NNModuleSpec
     inputs: Any
     only_item: int | None = None
+    then: tuple[NNModuleSpec, ...] = ()
 
 
 Converter = Callable[[Call], "NNModuleSpec | Converted"]

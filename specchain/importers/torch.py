@@ -22,14 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from specchain.chain import SpecChain
 from specchain.importers import functions, generated, modules  # noqa: F401  (registrations)
-from specchain.importers.building import GraphBuilder
+from specchain.importers.building import GraphBuilder, placeholders
 from specchain.importers.registry import Call, Converted, TorchImportError, converter
 from specchain.importers.tracing import example_values, trace
-from specchain.importers.weights import load_weights, node_state
+from specchain.importers.weights import check_untied, load_weights, node_state
 from specchain.inputs import _declared_type
 from specchain.types import Dim, TensorType, TupleType, Type
 
@@ -57,12 +57,14 @@ def from_torch(
     single = isinstance(example_inputs, torch.Tensor)
     inputs = (example_inputs,) if single else tuple(example_inputs)
     graph_module = trace(module, inputs)
-    builder = GraphBuilder(graph_module, example_values(graph_module, inputs))
+    in_type = _chain_input_type(module, placeholders(graph_module), inputs, input_types)
+    builder = GraphBuilder(module, graph_module, example_values(graph_module, inputs), in_type)
     graph = builder.build()
+    check_untied(builder.modules)
     state: dict[str, Any] = {}
     for name, sub in builder.modules.items():
         state.update(node_state(name, sub, graph.nodes[name]["spec"]))
-    chain = SpecChain(graph, _chain_input_type(module, builder, inputs, input_types))
+    chain = SpecChain(graph, in_type)
     load_weights(chain, module, state)
     return chain
 
@@ -86,7 +88,7 @@ def input_type(example: torch.Tensor, batch_first: bool = False) -> TensorType:
 
 
 def _chain_input_type(
-    module: nn.Module, builder: GraphBuilder, inputs: tuple[torch.Tensor, ...], given: Any
+    module: nn.Module, arguments: list[fx.Node], inputs: tuple[torch.Tensor, ...], given: Any
 ) -> Type:
     batch_first = any(getattr(m, "batch_first", False) is True for m in module.modules())
     if given is None:
@@ -101,4 +103,4 @@ def _chain_input_type(
         types = [_declared_type(t) for t in given_list]
     if len(types) == 1:
         return types[0]
-    return TupleType(types, tuple(p.name for p in builder.placeholders))
+    return TupleType(types, tuple(p.name for p in arguments))

@@ -87,10 +87,17 @@ def example_values(
     mode is restored)."""
     training = graph_module.training
     recorder = Recorder(graph_module)
+    shapes = ", ".join(f"{list(x.shape)} {x.dtype}" for x in inputs)
     try:
         graph_module.eval()
         with torch.no_grad():
             recorder.run(*inputs)
+    except Exception as err:  # the user's module refused the example
+        raise TorchImportError(
+            f"running the example input(s) ({shapes}) through the traced module failed: "
+            f"{type(err).__name__}: {str(err).splitlines()[0]}; give examples of the shapes and "
+            "dtypes forward expects (integer tokens for nn.Embedding)"
+        ) from err
     finally:
         graph_module.train(training)
     return recorder.values

@@ -36,6 +36,25 @@ def node_state(name: str, module: nn.Module, spec: NNModuleSpec) -> dict[str, np
     return {f"{name}.{key}": tensor.detach().cpu().numpy().copy() for key, tensor in state.items()}
 
 
+def check_untied(modules: dict[str, nn.Module]) -> None:
+    """Refuse one parameter held by two different modules (an LM's decoder tied to its
+    embedding): specchain's layers of different kinds do not share arrays."""
+    owners: dict[int, str] = {}
+    tied = []
+    for name, module in modules.items():
+        for key, param in module.named_parameters():
+            first = owners.setdefault(id(param), f"{name}.{key}")
+            if not first.startswith(f"{name}."):
+                tied.append(f"{name}.{key} is {first}")
+    if tied:
+        raise TorchImportError(
+            f"tied weights: {'; '.join(tied)}; specchain layers of different kinds do not share "
+            "weights: untie them before importing (e.g. module.decoder.weight = "
+            "nn.Parameter(module.encoder.weight.detach().clone())), and the imported model "
+            "trains them separately"
+        )
+
+
 def _listed(keys: dict[str, Any], other: dict[str, Any]) -> str:
     extra = sorted(k for k in keys if k not in other)
     return f"{sorted(keys)} ({'extra: ' + ', '.join(extra) if extra else 'no others'})"

@@ -1,0 +1,106 @@
+"""Hand-written PyTorch models of the usual shapes import and match torch autograd: outputs,
+input gradients and every parameter gradient, at the numerics contract's float64 tolerances,
+with the module's ``state_dict`` names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import specchain as sc
+from specchain.importers.torch import from_torch
+from tests.helpers import assert_close64
+from tests.importers import handwritten
+
+T, B = 5, 3
+
+
+def _floats(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+
+
+CASES: dict[str, tuple[type[nn.Module], Any]] = {
+    "tagger": (handwritten.Tagger, lambda: torch.randint(0, 11, (B, T))),
+    "classifier": (handwritten.Classifier, lambda: _floats(T, B, 4)),
+    "seq2seq": (handwritten.Seq2Seq, lambda: (_floats(T + 1, B, 4), _floats(T, B, 3))),
+    "language_model": (handwritten.LanguageModel, lambda: torch.randint(0, 13, (T, B))),
+    "bilstm": (handwritten.BiLSTM, lambda: _floats(T, B, 4)),
+    "manual_bilstm": (handwritten.ManualBiLSTM, lambda: _floats(T, B, 4)),
+    "bidirectional_classifier": (handwritten.BiClassifier, lambda: _floats(B, T, 4)),
+}
+
+
+def _as_tuple(x: Any) -> tuple[torch.Tensor, ...]:
+    return x if isinstance(x, tuple) else (x,)
+
+
+def _numpy(x: Any) -> Any:
+    return tuple(t.numpy() for t in x) if isinstance(x, tuple) else x.numpy()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hand_written_model_matches_torch_outputs_and_gradients(name: str) -> None:
+    make, example = CASES[name]
+    torch.manual_seed(0)
+    module = make().double().eval()
+    x = example()
+    model = from_torch(module, x)
+    assert list(model.state_dict()) == list(module.state_dict())
+
+    inputs = [t.clone().requires_grad_(t.is_floating_point()) for t in _as_tuple(x)]
+    y_torch = module(*inputs)
+    dy = torch.randn(y_torch.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    y_torch.backward(dy)
+
+    y, tape = model.forward(_numpy(x))
+    dx, grads = model.backward(tape, dy.numpy())
+    assert_close64(y, y_torch, "output")
+    for i, (ours, given) in enumerate(zip(_as_tuple(dx), inputs, strict=True)):
+        if given.is_floating_point():
+            assert given.grad is not None
+            assert_close64(ours, given.grad, f"input {i} gradient")
+    torch_grads = {k: p.grad for k, p in module.named_parameters()}
+    assert set(grads) == set(torch_grads)
+    for key, grad in torch_grads.items():
+        assert grad is not None
+        assert_close64(grads[key], grad, key)
+
+
+def test_import_names_nodes_after_module_paths_and_guesses_layouts() -> None:
+    tagger = from_torch(handwritten.Tagger(), torch.randint(0, 11, (B, T)))
+    assert tagger.nodes == ["embedding", "lstm", "dropout", "fc"]
+    assert str(tagger.in_type) == "int[B, T]"
+    assert str(tagger.out_type) == "[B, T, 5]"
+    seq2seq = from_torch(handwritten.Seq2Seq(), (torch.randn(6, B, 4), torch.randn(T, B, 3)))
+    assert seq2seq.in_type.names == ("source", "target")
+    classifier = from_torch(handwritten.Classifier(), torch.randn(T, B, 4))
+    assert classifier.nodes == ["gru", "last_step", "norm", "head.0", "head.1", "head.2"]
+    assert classifier.dtype == np.float32
+
+
+def test_import_keeps_the_state_and_dropout_options_of_recurrent_layers() -> None:
+    lm = from_torch(handwritten.LanguageModel(), torch.randint(0, 13, (T, B)))
+    rnn = lm.spec("rnn")
+    assert (rnn.num_layers, rnn.dropout, rnn.return_state) == (2, 0.5, False)
+    seq2seq = from_torch(handwritten.Seq2Seq(), (torch.randn(6, B, 4), torch.randn(T, B, 3)))
+    assert seq2seq.spec("encoder").return_state is True
+    assert seq2seq.spec("decoder").return_state is False
+
+
+def test_a_module_called_twice_shares_its_parameters() -> None:
+    model = from_torch(handwritten.BiLSTM(), torch.randn(T, B, 4))
+    assert "proj_1" in model.nodes
+    assert model.spec("proj_1").params is model.spec("proj").params
+    assert [k for k in model.state_dict() if k.startswith("proj")] == ["proj.weight", "proj.bias"]
+
+
+def test_explicit_input_types_replace_the_guess() -> None:
+    module = handwritten.Classifier()
+    model = from_torch(module, torch.randn(T, B, 4), input_types=("T", 2, 4))
+    assert str(model.in_type) == "[T, 2, 4]"
+    sc.seed(0)  # the guess names T and B
+    assert str(from_torch(module, torch.randn(T, B, 4)).in_type) == "[T, B, 4]"
