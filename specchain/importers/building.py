@@ -10,7 +10,6 @@ node; a nested tuple fed to one port of a spec is grouped by a ``Pack`` node, as
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import networkx as nx
@@ -18,7 +17,8 @@ from torch import fx, nn
 
 from specchain.chain import SpecChain
 from specchain.graph import INPUT, OUTPUT, Index
-from specchain.importers.registry import Call, Converted, TorchImportError, converter_for
+from specchain.importers.registry import Call, Converted, TorchImportError, convert
+from specchain.importers.tracing import is_getitem, is_read
 from specchain.pack import Pack
 from specchain.spec import NNModuleSpec
 from specchain.types import Type
@@ -76,7 +76,7 @@ class GraphBuilder:
         elif node.op == "get_attr":
             raise self._attribute_error(node)
         elif self._indexes_tuple(node):
-            if node.users:  # the ``_`` of ``out, _ = self.lstm(x)`` reads nothing
+            if is_read(node):  # not the ``_`` of ``out, _ = self.lstm(x)``
                 self.refs[node] = self._item(node)
         else:
             self._add_call(node)
@@ -102,7 +102,7 @@ class GraphBuilder:
     # --- tuples -------------------------------------------------------------------------
 
     def _indexes_tuple(self, node: fx.Node) -> bool:
-        if node.op != "call_function" or node.target is not operator.getitem:
+        if not is_getitem(node):
             return False
         source = node.args[0]
         return isinstance(source, fx.Node) and isinstance(self.values.get(source), (tuple, list))
@@ -132,10 +132,8 @@ class GraphBuilder:
 
     def _add_call(self, node: fx.Node) -> None:
         module = self.module.get_submodule(str(node.target)) if node.op == "call_module" else None
-        first = node.args[0] if node.args else None
-        example = self.values.get(first) if isinstance(first, fx.Node) else None
-        call = Call(node, module, tuple(node.args), dict(node.kwargs), example, self.value_type)
-        result = converter_for(call)(call)
+        call = Call(node, module, tuple(node.args), dict(node.kwargs), self.value_type)
+        result = convert(call)
         if isinstance(result, NNModuleSpec):
             args = call.args
             result = Converted(result, args[0] if len(args) == 1 else args)

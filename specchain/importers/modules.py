@@ -5,13 +5,13 @@ hyper-parameters; the weights are copied afterwards by name (the spec's names ar
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
 from specchain.importers.registry import Call, Converted, converter
+from specchain.importers.tracing import is_getitem, is_read
 from specchain.modules.activation import Identity, ReLU, Sigmoid, Tanh
 from specchain.modules.dropout import Dropout
 from specchain.modules.embedding import Embedding
@@ -26,10 +26,8 @@ from specchain.spec import NNModuleSpec
 def first_item_only(call: Call) -> bool:
     """Whether the graph uses only item 0 of the node's tuple output (``out, _ = lstm(x)``,
     ``lstm(x)[0]``); the unused ``_`` of an unpacking does not count."""
-    users = [u for u in call.node.users if u.users]
-    return bool(users) and all(
-        u.op == "call_function" and u.target is operator.getitem and u.args[1] == 0 for u in users
-    )
+    users = [u for u in call.node.users if is_read(u)]
+    return bool(users) and all(is_getitem(u) and u.args[1] == 0 for u in users)
 
 
 def _recurrent(spec_class: Callable[..., NNModuleSpec], call: Call, **extra: Any) -> Converted:

@@ -33,23 +33,24 @@ class Call:
 
     ``node`` is the ``torch.fx.Node``; ``module`` the called ``nn.Module`` (``call_module``
     nodes) or None; ``args``/``kwargs`` the node's arguments, where an argument computed by the
-    graph is an ``fx.Node`` and anything else a constant; ``example`` the value the node's first
-    argument held when the example inputs ran (a tensor, or a tuple for RNN outputs);
-    ``value_type(arg)`` the spec-side type of an argument (``[2, B, 16]`` for an LSTM's ``h_n``:
-    fixed sizes are ints, symbolic ones ``T`` and ``B``).
+    graph is an ``fx.Node`` and anything else a constant; ``value_type(arg)`` the spec-side type
+    of an argument (``[2, B, 16]`` for an LSTM's ``h_n``: fixed sizes are ints, symbolic ones
+    ``T`` and ``B``).
     """
 
     node: Any
     module: Any
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    example: Any
     value_type: Callable[[Any], Type]
 
     @property
     def where(self) -> str:
-        """``node 'cat' (call_function torch.cat)``: for messages."""
-        return f"node {self.node.name!r} ({self.node.op} {describe_target(self)})"
+        """``node 'cat' (call_function torch.cat)``, ``node 'head.0' (call_module nn.Linear)``
+        (a module's path: the name its node gets): for messages."""
+        node = self.node
+        name = node.target if node.op == "call_module" else node.name
+        return f"node {name!r} ({node.op} {describe_target(self)})"
 
     def fail(self, problem: str, fix: str) -> TorchImportError:
         """An error naming this node, what is wrong and how to fix it (raise it)."""
@@ -81,31 +82,51 @@ METHODS: dict[str, Converter] = {}
 GENERATED: dict[str, Converter] = {}  # classes specchain's exporter writes, by class name
 
 
-def converter(target: Any) -> Callable[[C], C]:
+def converter(target: Any, *, replace: bool = False) -> Callable[[C], C]:
     """Decorator: register ``function(call) -> NNModuleSpec | Converted`` for ``target``: an
     ``nn.Module`` subclass, a function such as ``torch.cat``, or a tensor method's name such as
-    ``"relu"``. Registering again replaces the converter (like re-running a notebook cell)::
+    ``"relu"``. The function is returned unchanged::
 
         @specchain.importers.torch.converter(Scale)
         def _scale(call: Call) -> NNModuleSpec:
             return MyScale(call.module.factor)  # its parameters named as Scale's state_dict
+
+    Registering again replaces your converter (like re-running a notebook cell); replacing a
+    built-in one (``nn.LSTM``'s) changes every import in the process, so it needs
+    ``replace=True``.
     """
+    table = _table(target)
 
     def register(function: C) -> C:
-        if isinstance(target, str):
-            METHODS[target] = function
-        elif isinstance(target, type):
-            MODULES[target] = function
-        elif callable(target):
-            FUNCTIONS[target] = function
-        else:
-            raise TypeError(
-                f"converter() takes an nn.Module class, a function or a method name, got "
-                f"{target!r} ({type(target).__name__})"
+        old = table.get(target)
+        if (
+            old is not None
+            and old.__module__.startswith("specchain.")
+            and old.__module__ != function.__module__
+            and not replace
+        ):
+            raise TorchImportError(
+                f"{target!r} has the built-in converter {old.__module__}.{old.__qualname__}; "
+                f"registering {function.__module__}.{function.__qualname__} would change every "
+                "import of it in this process: pass converter(..., replace=True) to mean it"
             )
+        table[target] = function
         return function
 
     return register
+
+
+def _table(target: Any) -> dict[Any, Converter]:
+    if isinstance(target, str):
+        return METHODS
+    if isinstance(target, type):
+        return MODULES
+    if callable(target):
+        return FUNCTIONS
+    raise TypeError(
+        f"converter() takes an nn.Module class, a function or a method name, got {target!r} "
+        f"({type(target).__name__})"
+    )
 
 
 def generated(class_name: str) -> Callable[[C], C]:
@@ -126,6 +147,21 @@ def module_converter(module: object) -> Converter | None:
         if cls in MODULES:
             return MODULES[cls]
     return GENERATED.get(type(module).__name__)
+
+
+def convert(call: Call) -> NNModuleSpec | Converted:
+    """Run the node's converter; an exception in it (a user's converter too) names the node and
+    the converter."""
+    function = converter_for(call)
+    try:
+        return function(call)
+    except TorchImportError:
+        raise
+    except Exception as err:
+        raise TorchImportError(
+            f"the converter {function.__module__}.{function.__qualname__} failed on "
+            f"{call.where}: {type(err).__name__}: {err}"
+        ) from err
 
 
 def converter_for(call: Call) -> Converter:

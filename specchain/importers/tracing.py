@@ -10,6 +10,7 @@ Forward arguments past the example inputs keep their defaults (``lengths=None``)
 from __future__ import annotations
 
 import inspect
+import operator
 from typing import Any
 
 import torch
@@ -65,6 +66,17 @@ def _defaults_past(module: nn.Module, count: int) -> dict[str, Any]:
             f"for every argument without a default ({len(positional)} in all)"
         )
     return {p.name: p.default for p in positional[count:]}
+
+
+def is_getitem(node: fx.Node) -> bool:
+    """Whether ``node`` is ``value[index]`` (an item of a tuple, or tensor indexing)."""
+    return bool(node.op == "call_function" and node.target is operator.getitem)
+
+
+def is_read(node: fx.Node) -> bool:
+    """Whether anything reads ``node``'s value: ``_`` and ``(_h, _c)`` of an unpacking
+    (``getitem`` nodes nobody uses) do not."""
+    return any(not is_getitem(user) or is_read(user) for user in node.users)
 
 
 class Recorder(fx.Interpreter):

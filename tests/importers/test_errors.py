@@ -240,3 +240,33 @@ def test_a_converter_chooses_the_inputs_which_must_be_graph_values() -> None:
     finally:
         del registry.FUNCTIONS[torch.stack]
         del registry.METHODS["sum"]
+
+
+def test_replacing_a_built_in_converter_needs_replace_true() -> None:
+    original = registry.MODULES[nn.Linear]
+    with pytest.raises(
+        TorchImportError,
+        match=r"^<class 'torch\.nn\.modules\.linear\.Linear'> has the built-in converter "
+        r"specchain\.importers\.modules\._linear; registering .*_mine would change every import "
+        r"of it in this process: pass converter\(\.\.\., replace=True\) to mean it$",
+    ):
+
+        @converter(nn.Linear)
+        def _mine(call: Call) -> NNModuleSpec:
+            return original(call)  # type: ignore[return-value]
+
+    assert registry.MODULES[nn.Linear] is original
+    try:
+
+        @converter(nn.Linear, replace=True)
+        def _bias_free(call: Call) -> NNModuleSpec:
+            raise ValueError("no biases here")
+
+        with pytest.raises(
+            TorchImportError,
+            match=r"^the converter tests\.importers\.test_errors\..*_bias_free failed on node '0' "
+            r"\(call_module nn\.Linear\): ValueError: no biases here$",
+        ):
+            from_torch(nn.Sequential(nn.Linear(3, 2)), torch.randn(4, 3))
+    finally:
+        registry.MODULES[nn.Linear] = original

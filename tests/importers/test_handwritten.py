@@ -70,6 +70,33 @@ def test_hand_written_model_matches_torch_outputs_and_gradients(name: str) -> No
         assert_close64(grads[key], grad, key)
 
 
+class Options(nn.Module):
+    """Recurrent layers with their less common options, one after the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(4, 6, num_layers=2, proj_size=3, bidirectional=True, bias=False)
+        self.rnn = nn.RNN(6, 5, nonlinearity="relu", num_layers=2, dropout=0.3)
+        self.gru = nn.GRU(5, 4, bidirectional=True, batch_first=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, (_h, _c) = self.lstm(x)
+        out, _h = self.rnn(out)
+        return self.gru(out, None)[0]
+
+
+def test_every_recurrent_option_imports_and_matches_torch() -> None:
+    module = Options().double().eval()
+    x = _floats(T, B, 4)
+    model = from_torch(module, x)
+    lstm, rnn, gru = (model.spec(n) for n in ("lstm", "rnn", "gru"))
+    assert (lstm.proj_size, lstm.bias, lstm.bidirectional, lstm.num_layers) == (3, False, True, 2)
+    assert lstm.return_state is False  # out, (_h, _c) reads the output alone
+    assert (rnn.nonlinearity, rnn.dropout, rnn.return_state) == ("relu", 0.3, False)
+    assert (gru.bidirectional, gru.return_state) == (True, False)
+    assert_close64(model(x.numpy()), module(x))
+
+
 def test_import_names_nodes_after_module_paths_and_guesses_layouts() -> None:
     tagger = from_torch(handwritten.Tagger(), torch.randint(0, 11, (B, T)))
     assert tagger.nodes == ["embedding", "lstm", "dropout", "fc"]
