@@ -41,7 +41,22 @@ def trace(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> fx.GraphModule
             "keep Python control flow on tensors out of forward (or inside a module with a "
             "registered converter, which is not traced into)"
         ) from err
+    _drop_specialized(graph, len(inputs))
     return fx.GraphModule(module, graph)
+
+
+def _drop_specialized(graph: fx.Graph, count: int) -> None:
+    """Remove the placeholders of the arguments past ``count`` (fx specialised them to their
+    defaults) and the checks fx computes from them alone (``_assert_is_none``)."""
+    arguments = [n for n in graph.nodes if n.op == "placeholder"]
+    fixed = set(arguments[count:])
+    for node in graph.nodes:
+        inputs = node.all_input_nodes
+        if node.op != "output" and inputs and all(i in fixed for i in inputs):
+            fixed.add(node)
+    for node in reversed(list(graph.nodes)):
+        if node in fixed and not node.users:
+            graph.erase_node(node)
 
 
 def _defaults_past(module: nn.Module, count: int) -> dict[str, Any]:

@@ -125,6 +125,31 @@ def test_a_module_called_twice_shares_its_parameters() -> None:
     assert [k for k in model.state_dict() if k.startswith("proj")] == ["proj.weight", "proj.bias"]
 
 
+class WithDefaults(nn.Module):
+    """``forward(x, lengths=None, flip=False)``: arguments past the examples keep defaults."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(4, 5)
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None, flip: bool = False
+    ) -> torch.Tensor:
+        if flip:
+            x = torch.flip(x, [0])
+        out, _ = self.lstm(x)
+        return out if lengths is None else out * 0
+
+
+def test_arguments_past_the_examples_keep_their_defaults() -> None:
+    module = WithDefaults().double()
+    x = _floats(T, B, 4)
+    model = from_torch(module, x)
+    assert model.nodes == ["lstm"]
+    assert str(model.in_type) == "[T, B, 4]"
+    assert_close64(model(x.numpy()), module(x))
+
+
 def test_explicit_input_types_replace_the_guess() -> None:
     module = handwritten.Classifier()
     model = from_torch(module, torch.randn(T, B, 4), input_types=("T", 2, 4))
