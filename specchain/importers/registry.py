@@ -142,11 +142,19 @@ def generated(class_name: str) -> Callable[[C], C]:
 
 def module_converter(module: object) -> Converter | None:
     """The converter for a module: registered for its class or a base class, else for a class
-    specchain's exporter generates under that name; None when there is none."""
-    for cls in type(module).__mro__:
-        if cls in MODULES:
-            return MODULES[cls]
-    return GENERATED.get(type(module).__name__)
+    (or base class) specchain's exporter generates under that name; None when there is none."""
+    found = converted_class(module)
+    if found is None:
+        return None
+    return MODULES[found] if found in MODULES else GENERATED[found.__name__]
+
+
+def converted_class(module: object) -> type | None:
+    """The class of ``module``'s MRO that has a converter (``nn.LSTM``, ``AttentionLSTM``)."""
+    mro = type(module).__mro__
+    return next((c for c in mro if c in MODULES), None) or next(
+        (c for c in mro if c.__name__ in GENERATED), None
+    )
 
 
 def convert(call: Call) -> NNModuleSpec | Converted:

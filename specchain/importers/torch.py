@@ -27,7 +27,13 @@ from torch import fx, nn
 from specchain.chain import SpecChain
 from specchain.importers import functions, generated, modules  # noqa: F401  (registrations)
 from specchain.importers.building import GraphBuilder, placeholders
-from specchain.importers.registry import Call, Converted, TorchImportError, converter
+from specchain.importers.registry import (
+    Call,
+    Converted,
+    TorchImportError,
+    converted_class,
+    converter,
+)
 from specchain.importers.tracing import example_values, trace
 from specchain.importers.weights import check_untied, load_weights, node_state
 from specchain.inputs import _declared_type
@@ -57,15 +63,16 @@ def from_torch(
     single = isinstance(example_inputs, torch.Tensor)
     inputs = (example_inputs,) if single else tuple(example_inputs)
     graph_module = trace(module, inputs)
+    root = graph_module if converted_class(module) is not None else module  # one layer: renamed
     in_type = _chain_input_type(module, placeholders(graph_module), inputs, input_types)
-    builder = GraphBuilder(module, graph_module, example_values(graph_module, inputs), in_type)
+    builder = GraphBuilder(root, graph_module, example_values(graph_module, inputs), in_type)
     graph = builder.build()
     check_untied(builder.modules)
     state: dict[str, Any] = {}
     for name, sub in builder.modules.items():
         state.update(node_state(name, sub, graph.nodes[name]["spec"]))
     chain = SpecChain(graph, in_type)
-    load_weights(chain, module, state)
+    load_weights(chain, root, state)
     return chain
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from specchain.importers.registry import TorchImportError, module_converter
+from specchain.importers.registry import TorchImportError, converted_class, module_converter
+from specchain.spec import snake_case
 
 
 class LeafTracer(fx.Tracer):
@@ -29,8 +30,12 @@ class LeafTracer(fx.Tracer):
 
 
 def trace(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> fx.GraphModule:
-    """The fx graph of ``module.forward`` called with ``len(inputs)`` arguments."""
+    """The fx graph of ``module.forward`` called with ``len(inputs)`` arguments. A module that
+    has a converter itself (a bare ``nn.LSTM``, an exported composite model) is one node, named
+    after the class the converter is for (``lstm``, ``attention_lstm``): ``as_one_layer``."""
     concrete = _defaults_past(module, len(inputs))
+    if converted_class(module) is not None:
+        return as_one_layer(module, len(inputs))
     try:
         graph = LeafTracer().trace(module, concrete_args=concrete or None)
     except TorchImportError:
@@ -43,6 +48,22 @@ def trace(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> fx.GraphModule
         ) from err
     _drop_specialized(graph, len(inputs))
     return fx.GraphModule(module, graph)
+
+
+def as_one_layer(module: nn.Module, count: int) -> fx.GraphModule:
+    """A graph whose only node calls ``module`` with the first ``count`` arguments of its
+    ``forward``; the graph module holds ``module`` under the node's name, so the parameter names
+    gain that prefix (``lstm.weight_ih_l0``)."""
+    cls = converted_class(module)
+    assert cls is not None
+    name = snake_case(cls.__name__)
+    root = nn.Module()
+    root.add_module(name, module)
+    graph = fx.Graph()
+    names = list(inspect.signature(module.forward).parameters)[:count]
+    arguments = [graph.placeholder(argument) for argument in names]
+    graph.output(graph.call_module(name, tuple(arguments)))
+    return fx.GraphModule(root, graph)
 
 
 def _drop_specialized(graph: fx.Graph, count: int) -> None:

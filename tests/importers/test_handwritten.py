@@ -156,3 +156,16 @@ def test_explicit_input_types_replace_the_guess() -> None:
     assert str(model.in_type) == "[T, 2, 4]"
     sc.seed(0)  # the guess names T and B
     assert str(from_torch(module, torch.randn(T, B, 4)).in_type) == "[T, B, 4]"
+
+
+def test_a_bare_layer_is_a_one_node_chain_named_after_its_class() -> None:
+    lstm = nn.LSTM(4, 5, num_layers=2).double()
+    x = _floats(T, B, 4)
+    model = from_torch(lstm, x)
+    assert model.nodes == ["lstm"]
+    assert model.spec("lstm").return_state is True  # nothing says the state is unused
+    assert list(model.state_dict()) == [f"lstm.{key}" for key in lstm.state_dict()]
+    out, (h, c) = model(x.numpy())
+    out_t, (h_t, c_t) = lstm(x)
+    for ours, theirs in ((out, out_t), (h, h_t), (c, c_t)):
+        assert_close64(ours, theirs)

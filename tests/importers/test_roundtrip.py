@@ -4,7 +4,8 @@ For every zoo model (and every recurrent cell where the builder takes one), in f
 generated ``model.py`` is imported and loaded as a user would, imported back, and the chain holds
 the exported module's ``state_dict`` exactly (names, order, dtype, bits), the same arrays in the
 same order as the original spec (whatever names the export chose: ``lstm1``/``lstm2`` or one
-``nn.LSTM(num_layers=2)``), and computes the original's outputs to 1e-12.
+``nn.LSTM(num_layers=2)``; ``attention.encoder...`` or, for a model exported as one module,
+its node's name and ``encoder...``), and computes the original's outputs to 1e-12.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 import specchain as sc
 from specchain.exporters import pytorch
+from specchain.importers.registry import converted_class
 from specchain.importers.torch import from_torch
 from specchain.models import zoo
 from specchain.models.zoo import ZOO
@@ -52,7 +54,10 @@ def round_trip(model: sc.SpecChain, x: Any, out: Path) -> None:
     pytorch.export(model, out)
     module = import_path(out / "model.py").load()
     imported = from_torch(module, to_torch(x))
-    theirs = module.state_dict()
+    # a model exported as one composite module (class Model(AttentionLSTM)) is one node, whose
+    # name prefixes the module's own keys
+    prefix = f"{imported.nodes[0]}." if converted_class(module) is not None else ""
+    theirs = {prefix + key: tensor for key, tensor in module.state_dict().items()}
     ours = imported.state_dict()
     assert list(ours) == list(theirs)
     for key, tensor in theirs.items():
