@@ -214,4 +214,5 @@ def _registration_key(call: Call) -> str:
 
 
 def _module_prefix(cls: type) -> str:
-    return "nn." if cls.__module__.startswith("torch.nn.") else f"{cls.__module__}."
+    """``nn.`` for PyTorch's layers; your own classes go by their name."""
+    return "nn." if cls.__module__.startswith("torch.nn.") else ""

@@ -10,10 +10,11 @@ from torch import nn
 
 from specchain.importers import registry
 from specchain.importers.torch import Call, Converted, TorchImportError, converter, from_torch
+from specchain.importers.tracing import LeafTracer
 from specchain.modules import Add, Identity
 from specchain.params import ParamDecl
 from specchain.spec import Context, NNModuleSpec, Params
-from specchain.types import DimEnv, Type
+from specchain.types import ANY, DimEnv, Type
 from tests.helpers import assert_close64
 
 
@@ -270,3 +271,30 @@ def test_replacing_a_built_in_converter_needs_replace_true() -> None:
             from_torch(nn.Sequential(nn.Linear(3, 2)), torch.randn(4, 3))
     finally:
         registry.MODULES[nn.Linear] = original
+
+
+class Unknown(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_a_module_of_yours_without_converter_is_named_by_its_class() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.custom = Unknown()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.custom(x)
+
+    class Leaves(LeafTracer):
+        def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+            return isinstance(m, Unknown) or super().is_leaf_module(m, module_qualified_name)
+
+    call_node = next(n for n in Leaves().trace(Net()).nodes if n.op == "call_module")
+    call = Call(call_node, Unknown(), (), {}, lambda value: ANY)
+    with pytest.raises(
+        TorchImportError,
+        match=r"^cannot import node 'custom' \(call_module Unknown\): .*converter\(Unknown\) def",
+    ):
+        registry.converter_for(call)
