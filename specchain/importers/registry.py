@@ -150,11 +150,16 @@ def module_converter(module: object) -> Converter | None:
 
 
 def converted_class(module: object) -> type | None:
-    """The class of ``module``'s MRO that has a converter (``nn.LSTM``, ``AttentionLSTM``)."""
-    mro = type(module).__mro__
-    return next((c for c in mro if c in MODULES), None) or next(
-        (c for c in mro if c.__name__ in GENERATED), None
+    """The class of ``module``'s MRO that has a converter (``nn.LSTM``, ``AttentionLSTM``). A
+    subclass of a registered class counts only while it keeps that class's ``forward`` (a
+    ``class MyLSTM(nn.LSTM)`` with its own ``forward`` is traced, not read as an ``nn.LSTM``)."""
+    own = type(module)
+    mro = own.__mro__
+    forward = getattr(own, "forward", None)
+    registered = (
+        c for c in mro if c in MODULES and (c is own or forward is getattr(c, "forward", None))
     )
+    return next(registered, None) or next((c for c in mro if c.__name__ in GENERATED), None)
 
 
 def convert(call: Call) -> NNModuleSpec | Converted:

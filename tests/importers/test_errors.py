@@ -298,3 +298,27 @@ def test_a_module_of_yours_without_converter_is_named_by_its_class() -> None:
         match=r"^cannot import node 'custom' \(call_module Unknown\): .*converter\(Unknown\) def",
     ):
         registry.converter_for(call)
+
+
+class ScaledLinear(nn.Linear):
+    """A subclass with its own forward: not an ``nn.Linear`` any more."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * 2
+
+
+class InitialisedLinear(nn.Linear):
+    """A subclass that keeps ``nn.Linear.forward``: still one."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            nn.init.ones_(self.bias)
+
+
+def test_a_subclass_is_converted_only_while_it_keeps_the_forward() -> None:
+    model = from_torch(nn.Sequential(InitialisedLinear(3, 2)), torch.randn(4, 3))
+    assert model.nodes == ["0"]
+    np.testing.assert_array_equal(model(np.zeros((4, 3), np.float32)), np.ones((4, 2)))
+    with pytest.raises(TorchImportError, match=r"get_attr 0\.weight.*converter\(ScaledLinear\)"):
+        from_torch(nn.Sequential(ScaledLinear(3, 2)), torch.randn(4, 3))
