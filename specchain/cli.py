@@ -1,8 +1,8 @@
 """The ``specchain`` command: ``summary``, ``render``, ``export`` and ``demo``.
 
 MODEL is ``zoo:NAME`` (``zoo:language_model``), ``path/to/file.py:attribute`` (a SpecChain, a
-spec, or a function of no arguments returning one) or a model saved with ``model.save``
-(``.safetensors``; older ``.npz`` files load too).
+spec, a PyTorch ``nn.Module`` read with ``--input-shape``, or a class or function of no arguments
+returning one) or a model saved with ``model.save`` (``.safetensors``; ``.npz`` files load too).
 A ``file.py`` is imported with its folder first on ``sys.path``, as ``python file.py`` would, so it
 imports its sibling modules. ``--import MODULE_OR_FILE`` (repeatable) imports a module by name or a
 ``.py`` file by path before MODEL is read, so a saved model with the user's own layers loads.
@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from specchain.chain import SpecChain
+from specchain.importers import options as torch_options
 from specchain.spec import SPEC_KINDS, NNModuleSpec
 from specchain.types import SpecError
 
@@ -38,11 +39,17 @@ class UsageError(SpecError):
     """A command-line mistake: the message is the whole story."""
 
 
-def resolve_model(text: str, custom: Sequence[type[NNModuleSpec]] = ()) -> SpecChain:
+def resolve_model(
+    text: str, custom: Sequence[type[NNModuleSpec]] = (), options: Any = None
+) -> SpecChain:
     """A chain from ``zoo:NAME``, ``file.py:attribute`` or a saved model file (``.safetensors``,
-    or an older ``.npz``), which is loaded with ``sc.load(text, custom=custom)``."""
+    or an older ``.npz``), which is loaded with ``sc.load(text, custom=custom)``. ``options``:
+    the parsed ``--input-shape``/``--input-dtype`` for a PyTorch module (``importers.options``).
+    """
     from specchain.models import ZOO
 
+    if not text.partition(":")[0].endswith(".py"):
+        torch_options.refuse_torch_options(options, text)
     if text.startswith("zoo:"):
         name = text[4:]
         if name not in ZOO:
@@ -61,7 +68,7 @@ def resolve_model(text: str, custom: Sequence[type[NNModuleSpec]] = ()) -> SpecC
             f"cannot read model {text!r}: use zoo:NAME, path/to/file.py:attribute or a saved "
             ".safetensors model"
         )
-    return _from_python_file(Path(path), attribute)
+    return _from_python_file(Path(path), attribute, options)
 
 
 def _import_hint(err: UnknownKindError) -> str:
@@ -75,10 +82,10 @@ def _import_hint(err: UnknownKindError) -> str:
     return f"; from the command line: --import {err.module}{file}"
 
 
-def _from_python_file(path: Path, attribute: str) -> SpecChain:
+def _from_python_file(path: Path, attribute: str, options: Any = None) -> SpecChain:
     """Import ``path`` (running its code) and return its ``attribute``, called when it is a
-    function; anything the user's code raises, or a ``sys.exit`` in it, becomes a ``UsageError``
-    saying it happened in the user's code."""
+    function, imported from PyTorch when it is an ``nn.Module``; anything the user's code raises,
+    or a ``sys.exit`` in it, becomes a ``UsageError`` saying it happened in the user's code."""
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
     spec = importlib.util.spec_from_file_location(f"specchain_user_{path.stem}", path)
@@ -91,14 +98,19 @@ def _from_python_file(path: Path, attribute: str) -> SpecChain:
     if not hasattr(module, attribute):
         raise UsageError(f"{path} has no attribute {attribute!r}")
     value: Any = getattr(module, attribute)
-    if callable(value) and not isinstance(value, (SpecChain, NNModuleSpec)):
+    plain = not torch_options.is_torch_module(value)  # a module instance is callable too
+    if callable(value) and plain and not isinstance(value, (SpecChain, NNModuleSpec)):
         with _user_code(path, f"{attribute}()"):
             value = value()
+    if torch_options.is_torch_module(value):
+        return torch_options.torch_chain(value, options, f"{path}:{attribute}")
+    torch_options.refuse_torch_options(options, f"{path}:{attribute}")
     if isinstance(value, NNModuleSpec):
         return value.as_chain()
     if not isinstance(value, SpecChain):
         raise UsageError(
-            f"{path}:{attribute} is a {type(value).__name__}, not a SpecChain or a spec"
+            f"{path}:{attribute} is a {type(value).__name__}, not a SpecChain or a spec (nor a "
+            "PyTorch nn.Module)"
         )
     return value
 
@@ -210,7 +222,7 @@ EXPORT_LEFTOVERS = frozenset({"__pycache__", ".pytest_cache"})
 
 
 def _summary(args: argparse.Namespace) -> int:
-    print(resolve_model(args.model, args.custom).summary())
+    print(resolve_model(args.model, args.custom, args).summary())
     return 0
 
 
@@ -227,7 +239,7 @@ def _render(args: argparse.Namespace) -> int:
             f"-o {output}: unknown suffix {output.suffix!r}; the format comes from the suffix: "
             f"use one of {', '.join(graphviz.FORMATS)}"
         )
-    model = resolve_model(args.model, args.custom)
+    model = resolve_model(args.model, args.custom, args)
     written = graphviz.render(model, output, expand=args.expand, rankdir=args.rankdir)
     print(f"wrote {written}")
     return 0
@@ -237,7 +249,7 @@ def _export(args: argparse.Namespace) -> int:
     from specchain.exporters import pytorch
 
     _check_export_folder(Path(args.out), args.force)
-    model = resolve_model(args.model, args.custom)
+    model = resolve_model(args.model, args.custom, args)
     written = pytorch.export(model, args.out, class_name=args.class_name)
     print(f"wrote {written} with weights.npz, reference.npz and test_model.py")
     if args.verify:  # the table ends with PASS, or FAIL naming the worst tensor: exit 1
@@ -328,6 +340,7 @@ def _model_command(
     )
     _add_import_option(command, "imports")
     _add_traceback_option(command, "traceback_here")
+    torch_options.add_torch_input_options(command)
     return command
 
 
