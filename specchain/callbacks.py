@@ -143,7 +143,8 @@ class EarlyStopping(Callback):
             return False
         self.stopped_epoch = epoch
         self.reason = (
-            f"early stopping: {m.monitor} has not improved for {m.wait} epochs (best "
+            f"early stopping: {m.monitor} has not improved for {m.wait} "
+            f"epoch{'' if m.wait == 1 else 's'} (best "
             f"{m.best:.4g} at epoch {m.best_epoch})"
         )
         return True

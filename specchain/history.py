@@ -68,7 +68,8 @@ class History:
         return {**out, **held_out}
 
     def logs(self, epoch: int) -> dict[str, float]:
-        """The values of epoch ``epoch`` (counting from 1) by name, plus its ``"time"``."""
+        """The values of the ``epoch``-th epoch this History holds (counting from 1) by name,
+        plus its ``"time"``."""
         index = epoch - 1
         logs = {name: v[index] for name, v in self.history.items() if len(v) > index}
         logs["time"] = self.epoch_time[index]

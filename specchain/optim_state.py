@@ -65,8 +65,8 @@ def restore_optimizer(
     mine = type(optimizer).__name__
     if meta["class"] != mine:
         raise StateFileError(
-            f"{where}: holds the state of a {cut(str(meta['class']))} optimizer, not of this "
-            f"{mine}; build the same optimizer class as the run that saved it"
+            f"{where}: holds the state of the optimizer {cut(str(meta['class']))}, not of "
+            f"this {mine}; build the same optimizer class as the run that saved it"
         )
     state: dict[str, dict[str, Any]] = {
         name: dict(values) for name, values in meta["plain"].items()

@@ -201,7 +201,7 @@ def fit(
                 run.epoch(epoch, shuffle, printer, guard)
                 if held_out is not None:
                     run.validate(*held_out)
-                logs = state.history.logs(epoch)
+                logs = state.history.logs(state.history.epochs)
                 printer.end(epoch, logs)
                 state.epoch = epoch
                 for hook in hooks:
