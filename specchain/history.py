@@ -16,6 +16,7 @@ import attrs
 from specchain.types import SpecError
 
 PLOT_EXTRA = "pip install 'specchain[plot]' (or pip install matplotlib)"
+_SERIES = ("epoch_loss", "step_loss", "epoch_time", "grad_norm", "val_loss")  # lists of floats
 
 
 @attrs.define
@@ -85,6 +86,16 @@ class History:
         fields = {field.name for field in attrs.fields(cls)}
         if not isinstance(data, dict) or set(data) != fields:
             raise SpecError(f"a stored History must have the fields {sorted(fields)}")
+        lists = [data[name] for name in _SERIES]
+        metrics = data["metrics"]
+        if isinstance(metrics, dict) and all(isinstance(k, str) for k in metrics):
+            lists += list(metrics.values())
+        else:
+            lists.append(None)
+        if not all(_numbers(values) for values in lists) or not (
+            type(data["sequences_seen"]) is int and _numbers([data["wall_time"]])
+        ):
+            raise SpecError("a stored History holds something other than numbers")
         return cls(**data)
 
     def plot(self, path: str | Path) -> Path:
@@ -116,3 +127,7 @@ class History:
         finally:
             plt.close(figure)
         return target
+
+
+def _numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(type(v) in (int, float) for v in values)

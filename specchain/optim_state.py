@@ -68,9 +68,14 @@ def restore_optimizer(
             f"{where}: holds the state of the optimizer {cut(str(meta['class']))}, not of "
             f"this {mine}; build the same optimizer class as the run that saved it"
         )
-    state: dict[str, dict[str, Any]] = {
-        name: dict(values) for name, values in meta["plain"].items()
-    }
+    plain = meta["plain"]
+    if not isinstance(plain, dict) or not all(
+        isinstance(values, dict)
+        and all(v is None or type(v) in (int, float, bool) for v in values.values())
+        for values in plain.values()
+    ):
+        raise StateFileError(f"{where}: the optimizer's per-parameter values are not numbers")
+    state: dict[str, dict[str, Any]] = {name: dict(values) for name, values in plain.items()}
     for key, value in tensors.items():
         name, _, buffer = key.rpartition("/")
         state.setdefault(name, {})[buffer] = value

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import safetensors.numpy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import specchain as sc
 from specchain.checkpoints import (
@@ -175,3 +177,49 @@ def test_fit_writes_the_checkpoint_and_says_when_it_resumes(
         "Epoch 3/3",
     ]
     assert history.epochs == 3 and history.steps == 9
+
+
+FUZZ_FILE: dict[str, bytes] = {}
+
+
+def fuzz_bytes() -> bytes:
+    """A checkpoint's bytes, made once (Hypothesis runs the test body many times)."""
+    if "file" not in FUZZ_FILE:
+        import tempfile
+
+        model, opt = trained(Adam, lr=0.01)
+        with tempfile.TemporaryDirectory() as folder:
+            state = TrainingState(
+                2, History(epoch_loss=[0.5], epoch_time=[0.1]), np.random.default_rng(0)
+            )
+            path = save_checkpoint(Path(folder) / "c.safetensors", model, opt, state)
+            FUZZ_FILE["file"] = path.read_bytes()
+    return FUZZ_FILE["file"]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6)
+)
+def test_a_damaged_checkpoint_loads_or_fails_cleanly(
+    tmp_path: Path, flips: list[tuple[int, int]]
+) -> None:
+    """Any bytes changed: either the file still loads, or ``StateFileError`` and nothing changed."""
+    data = bytearray(fuzz_bytes())
+    for position, value in flips:
+        data[position % len(data)] = value
+    path = tmp_path / "c.safetensors"
+    path.write_bytes(bytes(data))
+    model, _ = model_and_data()
+    opt = Adam(model)
+    before = model.state_dict()
+    try:
+        state = load_checkpoint(path, model, opt)
+    except StateFileError:
+        for name, p in model.named_parameters().items():
+            np.testing.assert_array_equal(p, before[name], err_msg=name)
+        assert opt.state == {}
+    else:
+        assert isinstance(state.history, History) and state.epoch >= 0
