@@ -47,7 +47,6 @@ from specchain.validate import (
     check_number,
     check_positive_int,
     out_of_range,
-    wrong_type,
 )
 
 
@@ -69,8 +68,6 @@ EpochCallback = Callable[[int, History], bool | None]
 
 
 def _as_model(model: SpecChain | NNModuleSpec) -> SpecChain:
-    if not isinstance(model, (SpecChain, NNModuleSpec)):
-        raise wrong_type("fit", "model", "a SpecChain or a layer", model)
     return model.as_chain() if isinstance(model, NNModuleSpec) else SpecChain.of(model)
 
 
