@@ -3,5 +3,13 @@ the copy task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016)."""
 
 from specchain.data import adding, copy, reber
 from specchain.data.dataset import IGNORE_INDEX, SequenceData
+from specchain.data.training_file import write_training_file
 
-__all__ = ["IGNORE_INDEX", "SequenceData", "adding", "copy", "reber"]
+__all__ = [
+    "IGNORE_INDEX",
+    "SequenceData",
+    "adding",
+    "copy",
+    "reber",
+    "write_training_file",
+]

@@ -23,7 +23,6 @@ applies it. ``T = 0`` is an error, as in PyTorch; ``B = 0`` gives empty outputs.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import attrs
@@ -31,32 +30,21 @@ import numpy as np
 
 from specchain.exporters import pytorch
 from specchain.modules.gru_kernel import GRUWeights, gru_backward, gru_forward
-from specchain.modules.recurrent_base import Signature, StateSlot, suffix
-from specchain.modules.recurrent_stack import Cell, Direction, Stacked, States
-from specchain.params import ParamDecl, uniform
+from specchain.modules.recurrent_base import Signature, StateSlot
+from specchain.modules.recurrent_stack import (
+    Cell,
+    Direction,
+    Stacked,
+    States,
+    cell_param_decls,
+    stacked_param_decls,
+)
+from specchain.params import ParamDecl
 from specchain.spec import NNModuleSpec, Params, flag, positive_int, probability
 from specchain.types import Type
 
 SIGNATURE = Signature("GRU", "a", ("h0",))
 CELL_SIGNATURE = Signature("GRUCell", "a", ("h",))
-
-
-def _gru_param_decls(
-    input_size: int, hidden: int, layers: int, directions: int, bias: bool
-) -> dict[str, ParamDecl]:
-    """PyTorch's names and creation order: per layer and direction w_ih, w_hh, b_ih, b_hh."""
-    init = uniform(1.0 / math.sqrt(hidden))
-    decls: dict[str, ParamDecl] = {}
-    for layer in range(layers):
-        layer_in = input_size if layer == 0 else hidden * directions
-        for direction in range(directions):
-            sfx = suffix(layer, direction)
-            decls[f"weight_ih{sfx}"] = ParamDecl((3 * hidden, layer_in), init)
-            decls[f"weight_hh{sfx}"] = ParamDecl((3 * hidden, hidden), init)
-            if bias:
-                decls[f"bias_ih{sfx}"] = ParamDecl((3 * hidden,), init)
-                decls[f"bias_hh{sfx}"] = ParamDecl((3 * hidden,), init)
-    return decls
 
 
 def _weights(params: Params, sfx: str) -> GRUWeights:
@@ -116,8 +104,9 @@ class GRU(Stacked, NNModuleSpec, family="recurrent"):
     takes_lengths: ClassVar[bool] = True  # forward reads Padded values: runs them packed
 
     def declare_params(self) -> dict[str, ParamDecl]:
-        return _gru_param_decls(
-            self.input_size, self.hidden_size, self.num_layers, self.directions, self.bias
+        h = self.hidden_size
+        return stacked_param_decls(
+            self.input_size, h, 3 * h, self.num_layers, self.directions, self.bias
         )
 
     def direction(self) -> Direction:
@@ -144,8 +133,8 @@ class GRUCell(Cell, NNModuleSpec, family="recurrent"):
     signature: ClassVar[Signature] = CELL_SIGNATURE
 
     def declare_params(self) -> dict[str, ParamDecl]:
-        decls = _gru_param_decls(self.input_size, self.hidden_size, 1, 1, self.bias)
-        return {name.removesuffix("_l0"): decl for name, decl in decls.items()}
+        h = self.hidden_size
+        return cell_param_decls(stacked_param_decls(self.input_size, h, 3 * h, bias=self.bias))
 
     def describe(self) -> str:
         return f"{self.input_size} -> {self.hidden_size}" + ("" if self.bias else ", no bias")

@@ -45,10 +45,10 @@ from specchain.modules.lstm_variant_kernel import (
     variant_forward,
 )
 from specchain.modules.lstm_variant_torch import torch_class
-from specchain.modules.recurrent import SIGNATURE, LSTMDirection, _lstm_param_decls
-from specchain.modules.recurrent_base import Signature, StateSlot, suffix
-from specchain.modules.recurrent_stack import Direction, Stacked, States
-from specchain.params import ParamDecl, uniform
+from specchain.modules.recurrent import SIGNATURE, LSTMDirection, lstm_param_decls
+from specchain.modules.recurrent_base import Signature, StateSlot
+from specchain.modules.recurrent_stack import Direction, Stacked, States, stacked_param_decls
+from specchain.params import ParamDecl
 from specchain.spec import NNModuleSpec, Params, flag, positive_int, probability
 from specchain.types import SpecError, Type
 
@@ -182,27 +182,23 @@ class LSTMVariant(Stacked, NNModuleSpec, family="recurrent"):
     def declare_params(self) -> dict[str, ParamDecl]:
         variant, hidden = self.variant, self.hidden_size
         if variant.standard:
-            return _lstm_param_decls(
+            return lstm_param_decls(
                 self.input_size, hidden, self.num_layers, self.directions, self.bias, 0
             )
-        init = uniform(1.0 / np.sqrt(hidden))
-        width = len(variant.gates) * hidden
-        decls: dict[str, ParamDecl] = {}
-        for layer in range(self.num_layers):
-            layer_in = self.input_size if layer == 0 else hidden * self.directions
-            for direction in range(self.directions):
-                sfx = suffix(layer, direction)
-                decls[f"weight_ih{sfx}"] = ParamDecl((width, layer_in), init)
-                decls[f"weight_hh{sfx}"] = ParamDecl((width, hidden), init)
-                if self.bias:
-                    decls[f"bias_ih{sfx}"] = ParamDecl((width,), init)
-                    decls[f"bias_hh{sfx}"] = ParamDecl((width,), init)
-                for gate in variant.peepholes:
-                    decls[f"weight_c{gate}{sfx}"] = ParamDecl((hidden,), init)
-                if self.full_gate_recurrence:
-                    sigmoid = len(variant.sigmoid_gates) * hidden
-                    decls[f"weight_gg{sfx}"] = ParamDecl((sigmoid, sigmoid), init)
-        return decls
+        sigmoid = len(variant.sigmoid_gates) * hidden
+
+        def extra(sfx: str) -> dict[str, tuple[int, ...]]:
+            shapes: dict[str, tuple[int, ...]] = {
+                f"weight_c{gate}{sfx}": (hidden,) for gate in variant.peepholes
+            }
+            if self.full_gate_recurrence:
+                shapes[f"weight_gg{sfx}"] = (sigmoid, sigmoid)
+            return shapes
+
+        rows = len(variant.gates) * hidden
+        return stacked_param_decls(
+            self.input_size, hidden, rows, self.num_layers, self.directions, self.bias, None, extra
+        )
 
     def options_description(self) -> list[str]:
         names = [name for name, options in GREFF.items() if options == self._options()]

@@ -21,7 +21,6 @@ error, as in PyTorch; ``B = 0`` gives empty outputs.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import attrs
@@ -29,9 +28,16 @@ import numpy as np
 
 from specchain.exporters import pytorch
 from specchain.modules.lstm_kernel import LayerWeights, layer_backward, layer_forward
-from specchain.modules.recurrent_base import Signature, StateSlot, suffix
-from specchain.modules.recurrent_stack import Cell, Direction, Stacked, States
-from specchain.params import ParamDecl, uniform
+from specchain.modules.recurrent_base import Signature, StateSlot
+from specchain.modules.recurrent_stack import (
+    Cell,
+    Direction,
+    Stacked,
+    States,
+    cell_param_decls,
+    stacked_param_decls,
+)
+from specchain.params import ParamDecl
 from specchain.spec import (
     NNModuleSpec,
     Params,
@@ -47,25 +53,17 @@ SIGNATURE = Signature("LSTM", "an", ("h0", "c0"))
 CELL_SIGNATURE = Signature("LSTMCell", "an", ("h", "c"))
 
 
-def _lstm_param_decls(
+def lstm_param_decls(
     input_size: int, hidden: int, layers: int, directions: int, bias: bool, proj: int
 ) -> dict[str, ParamDecl]:
-    """PyTorch's names and creation order: per layer and direction w_ih, w_hh, b_ih, b_hh, w_hr."""
-    init = uniform(1.0 / math.sqrt(hidden))
-    out = proj or hidden
-    decls: dict[str, ParamDecl] = {}
-    for layer in range(layers):
-        layer_in = input_size if layer == 0 else out * directions
-        for direction in range(directions):
-            sfx = suffix(layer, direction)
-            decls[f"weight_ih{sfx}"] = ParamDecl((4 * hidden, layer_in), init)
-            decls[f"weight_hh{sfx}"] = ParamDecl((4 * hidden, out), init)
-            if bias:
-                decls[f"bias_ih{sfx}"] = ParamDecl((4 * hidden,), init)
-                decls[f"bias_hh{sfx}"] = ParamDecl((4 * hidden,), init)
-            if proj:
-                decls[f"weight_hr{sfx}"] = ParamDecl((proj, hidden), init)
-    return decls
+    """``nn.LSTM``'s parameters: per layer and direction w_ih, w_hh, b_ih, b_hh, w_hr."""
+
+    def projection(sfx: str) -> dict[str, tuple[int, ...]]:
+        return {f"weight_hr{sfx}": (proj, hidden)} if proj else {}
+
+    return stacked_param_decls(
+        input_size, hidden, 4 * hidden, layers, directions, bias, proj or None, projection
+    )
 
 
 def _weights(params: Params, sfx: str) -> LayerWeights:
@@ -144,7 +142,7 @@ class LSTM(Stacked, NNModuleSpec, family="recurrent"):
         return self.proj_size or self.hidden_size
 
     def declare_params(self) -> dict[str, ParamDecl]:
-        return _lstm_param_decls(
+        return lstm_param_decls(
             self.input_size,
             self.hidden_size,
             self.num_layers,
@@ -191,8 +189,8 @@ class LSTMCell(Cell, NNModuleSpec, family="recurrent"):
     signature: ClassVar[Signature] = CELL_SIGNATURE
 
     def declare_params(self) -> dict[str, ParamDecl]:
-        decls = _lstm_param_decls(self.input_size, self.hidden_size, 1, 1, self.bias, 0)
-        return {name.removesuffix("_l0"): decl for name, decl in decls.items()}
+        h = self.hidden_size
+        return cell_param_decls(stacked_param_decls(self.input_size, h, 4 * h, bias=self.bias))
 
     def describe(self) -> str:
         return f"{self.input_size} -> {self.hidden_size}" + ("" if self.bias else ", no bias")

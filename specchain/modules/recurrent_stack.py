@@ -22,6 +22,8 @@ the reverse direction reads each example's own first ``L_b`` steps backwards
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -41,6 +43,7 @@ from specchain.modules.recurrent_base import (
     split_type,
     suffix,
 )
+from specchain.params import ParamDecl, uniform
 from specchain.spec import Context, NNModuleSpec, Params
 from specchain.types import Dim, DimEnv, ShapeError, TensorType, TupleType, Type
 
@@ -57,6 +60,43 @@ class Direction(Protocol):
     def backward(
         self, params: Params, sfx: str, cache: Any, dy: np.ndarray, d_finals: States
     ) -> tuple[np.ndarray, States, Params]: ...
+
+
+def stacked_param_decls(
+    input_size: int,
+    hidden: int,
+    rows: int,
+    layers: int = 1,
+    directions: int = 1,
+    bias: bool = True,
+    out: int | None = None,
+    extra: Callable[[str], dict[str, tuple[int, ...]]] | None = None,
+) -> dict[str, ParamDecl]:
+    """PyTorch's names, shapes and creation order, per layer and direction: ``weight_ih
+    [rows, F]``, ``weight_hh [rows, P]``, ``bias_ih``, ``bias_hh [rows]``, then the family's
+    ``extra(suffix)`` shapes (``weight_hr``, peepholes); every one ``U(-1/sqrt(H), 1/sqrt(H))``.
+    ``P`` = ``out`` (a projection) or ``hidden``; ``F`` = ``input_size``, then ``D * P``. A cell
+    is one layer and one direction with the suffix ``_l0`` removed."""
+    init = uniform(1.0 / math.sqrt(hidden))
+    out = out or hidden
+    decls: dict[str, ParamDecl] = {}
+    for layer in range(layers):
+        layer_in = input_size if layer == 0 else out * directions
+        for direction in range(directions):
+            sfx = suffix(layer, direction)
+            decls[f"weight_ih{sfx}"] = ParamDecl((rows, layer_in), init)
+            decls[f"weight_hh{sfx}"] = ParamDecl((rows, out), init)
+            if bias:
+                decls[f"bias_ih{sfx}"] = ParamDecl((rows,), init)
+                decls[f"bias_hh{sfx}"] = ParamDecl((rows,), init)
+            for name, shape in (extra(sfx) if extra else {}).items():
+                decls[name] = ParamDecl(shape, init)
+    return decls
+
+
+def cell_param_decls(decls: dict[str, ParamDecl]) -> dict[str, ParamDecl]:
+    """A one-layer, one-direction stack's declarations as a cell's: no ``_l0`` suffix."""
+    return {name.removesuffix("_l0"): decl for name, decl in decls.items()}
 
 
 def final_name(slot: StateSlot) -> str:

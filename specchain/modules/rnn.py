@@ -20,41 +20,29 @@ PyTorch; ``B = 0`` gives empty outputs.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
 from specchain.exporters import pytorch
-from specchain.modules.recurrent_base import Signature, StateSlot, suffix
-from specchain.modules.recurrent_stack import Cell, Direction, Stacked, States
+from specchain.modules.recurrent_base import Signature, StateSlot
+from specchain.modules.recurrent_stack import (
+    Cell,
+    Direction,
+    Stacked,
+    States,
+    cell_param_decls,
+    stacked_param_decls,
+)
 from specchain.modules.rnn_kernel import NONLINEARITIES, RNNWeights, rnn_backward, rnn_forward
-from specchain.params import ParamDecl, uniform
+from specchain.params import ParamDecl
 from specchain.spec import NNModuleSpec, Params, flag, positive_int, probability
 from specchain.types import Type
 from specchain.validate import choice
 
 SIGNATURE = Signature("RNN", "an", ("h0",))
 CELL_SIGNATURE = Signature("RNNCell", "an", ("h",))
-
-
-def _rnn_param_decls(
-    input_size: int, hidden: int, layers: int, directions: int, bias: bool
-) -> dict[str, ParamDecl]:
-    """PyTorch's names and creation order: per layer and direction w_ih, w_hh, b_ih, b_hh."""
-    init = uniform(1.0 / math.sqrt(hidden))
-    decls: dict[str, ParamDecl] = {}
-    for layer in range(layers):
-        layer_in = input_size if layer == 0 else hidden * directions
-        for direction in range(directions):
-            sfx = suffix(layer, direction)
-            decls[f"weight_ih{sfx}"] = ParamDecl((hidden, layer_in), init)
-            decls[f"weight_hh{sfx}"] = ParamDecl((hidden, hidden), init)
-            if bias:
-                decls[f"bias_ih{sfx}"] = ParamDecl((hidden,), init)
-                decls[f"bias_hh{sfx}"] = ParamDecl((hidden,), init)
-    return decls
 
 
 def _weights(params: Params, sfx: str, nonlinearity: str) -> RNNWeights:
@@ -117,8 +105,9 @@ class RNN(Stacked, NNModuleSpec, family="recurrent"):
     takes_lengths: ClassVar[bool] = True  # forward reads Padded values: runs them packed
 
     def declare_params(self) -> dict[str, ParamDecl]:
-        return _rnn_param_decls(
-            self.input_size, self.hidden_size, self.num_layers, self.directions, self.bias
+        h = self.hidden_size
+        return stacked_param_decls(
+            self.input_size, h, h, self.num_layers, self.directions, self.bias
         )
 
     def options_description(self) -> list[str]:
@@ -156,8 +145,8 @@ class RNNCell(Cell, NNModuleSpec, family="recurrent"):
     signature: ClassVar[Signature] = CELL_SIGNATURE
 
     def declare_params(self) -> dict[str, ParamDecl]:
-        decls = _rnn_param_decls(self.input_size, self.hidden_size, 1, 1, self.bias)
-        return {name.removesuffix("_l0"): decl for name, decl in decls.items()}
+        h = self.hidden_size
+        return cell_param_decls(stacked_param_decls(self.input_size, h, h, bias=self.bias))
 
     def describe(self) -> str:
         parts = [f"{self.input_size} -> {self.hidden_size}"]

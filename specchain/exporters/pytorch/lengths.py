@@ -19,6 +19,7 @@ from typing import TypeAlias
 from specchain import graph as g
 from specchain.chain import SpecChain
 from specchain.exporters.pytorch.emitters import ExportError
+from specchain.exporters.pytorch.naming import Names
 from specchain.graph import INPUT
 from specchain.padded import axes_for
 from specchain.types import TIME, TensorType, TupleType, Type, role_axis
@@ -131,3 +132,20 @@ def packed_call(
     if suffix == "[0]":
         return [*lines, f"{variable} = {unpacked}"]
     return [*lines, f"{variable} = ({unpacked}, {variable}[1]){suffix}"]
+
+
+def output_lengths_argument(chain: SpecChain, names: Names) -> int | None:
+    """The argument index whose lengths the model's output carries (a padded output), or
+    None (the output is not padded, or carries no lengths)."""
+    if not names.lengths:
+        return None
+    arity = len(chain.in_type.items) if isinstance(chain.in_type, TupleType) else 1
+    given = tuple(names.lengths.get(i) for i in range(arity))
+    carried = flow(chain, given if arity > 1 else given[0])
+    edges = g.in_edges(chain.graph, g.OUTPUT)
+    if len(edges) != 1 or edges[0][2]:
+        return None
+    name = carried[edges[0][0]][1]
+    if not isinstance(name, str):
+        return None
+    return next(i for i, var in names.lengths.items() if var == name)

@@ -27,8 +27,11 @@ class AttentionLSTMModel(SizedModel, OutputModel):
     additive, dot-product, or domain-specific attention semantics while sharing this typed
     parameter bundle"). The forward run here is ours, ``specchain.modules.attention``'s
     ``AttentionLSTM``. Chain: ``zoo.attention_seq2seq`` (one ``AttentionLSTM`` node,
-    ``attention``). The names this package used before (``encoder``, ``decoder``, ``output``)
-    stay as read-only aliases."""
+    ``attention``). The record's ``attention_weights`` (``2H`` -> ``1``) are the parameters of
+    the concat score (``score="concat"``, the default); the other scores of ``AttentionLSTM``
+    (``"dot"``, ``"general"``, ``"additive"``) need other shapes, so they are built with
+    ``zoo.attention_seq2seq(..., score=...)`` rather than from this record. The names this
+    package used before (``encoder``, ``decoder``, ``output``) stay as read-only aliases."""
 
     _first_field: ClassVar[str] = "encoder_lstm"
     encoder_lstm: LSTMGateParams = attrs.field(validator=parts.gate_params)

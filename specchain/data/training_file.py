@@ -1,0 +1,42 @@
+"""The training data file that an exported ``train.py`` reads (``.npz``, no pickle).
+
+Arrays: ``x`` (the inputs, as the model takes them), ``y`` (the targets), optional ``lengths``
+(int64 ``[N]``), and ``x_batch_axis``/``y_batch_axis``: the axes that hold the N examples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from specchain.batches import batch_axes, unpack
+from specchain.chain import SpecChain
+from specchain.types import SpecError, TupleType
+
+
+def write_training_file(path: str | Path, model: SpecChain, data: Any) -> Path:
+    """Write ``data`` (``(inputs, targets)``, inputs ``x`` or ``(x, lengths)``, or a
+    ``specchain.data`` dataset) as the ``.npz`` file ``train.py`` reads: ``x``, ``y``, optional
+    ``lengths`` and ``x_batch_axis``/``y_batch_axis`` (where the N examples lie, found as ``fit``
+    finds them)."""
+    inputs, targets = unpack("write_training_file", data)
+    if isinstance(model.in_type, TupleType):
+        raise SpecError(
+            "train.py trains models with one input (a sequence, with or without lengths); "
+            f"this model takes {len(model.in_type.items)}: train it with fit(..., engine='torch')"
+        )
+    x_axis, y_axis = batch_axes(model, inputs.call_input(), targets)
+    arrays: dict[str, np.ndarray] = {
+        "x": np.asarray(inputs.data),
+        "y": np.asarray(targets),
+        "x_batch_axis": np.array(x_axis),
+        "y_batch_axis": np.array(y_axis),
+    }
+    if inputs.lengths is not None:
+        arrays["lengths"] = np.asarray(inputs.lengths, dtype=np.int64)
+    out = Path(path)
+    with open(out, "wb") as handle:
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
+    return out

@@ -1,0 +1,187 @@
+"""Training steps on PyTorch for ``fit(..., engine="torch")``: the same spec, the same data.
+
+``TorchEngine(chain, loss, optimizer, device)`` builds the exported module in memory (no files:
+``pytorch.build_torch_module``), moves it to ``device`` and configures ``torch.optim.SGD`` /
+``torch.optim.Adam`` from the specchain optimizer (same hyper-parameters, its state loaded, the
+single-tensor path that ``specchain.optim`` mirrors). ``step(xb, yb)`` runs forward, the loss
+(``torch_losses``), backward, optional gradient clipping and the optimizer step on torch tensors;
+``finish()`` writes the trained weights into the spec's arrays (in place: the specchain optimizer
+keeps holding them) and the torch optimizer's state into the specchain optimizer.
+
+Equal and not: in float64 with dropout 0 the losses and parameters agree with the numpy engine
+to rounding (the operations are the same, their summation order is not); dropout masks come
+from torch's generator, so with dropout the runs differ (both are correct).
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from specchain import padded
+from specchain.chain import SpecChain
+from specchain.engines.torch_losses import torch_loss_value
+from specchain.exporters.pytorch import arguments, lengths
+from specchain.exporters.pytorch.naming import Names, assign_names
+from specchain.exporters.pytorch.verify import build_torch_module
+from specchain.losses import Loss
+from specchain.optim import SGD, Adam, Optimizer
+from specchain.tree import leaves, rebuild
+from specchain.types import SpecError
+
+ENGINES = ("numpy", "torch")
+
+
+def require_torch(what: str = "engine='torch'") -> ModuleType:
+    """``torch``, or an error naming the extra that installs it."""
+    try:
+        import torch
+    except ImportError:
+        raise SpecError(
+            f"{what} needs PyTorch, which is not installed; install it with "
+            "pip install 'specchain[torch]' (for a CPU-only build, first: pip install "
+            "torch --index-url https://download.pytorch.org/whl/cpu)"
+        ) from None
+    return torch
+
+
+class TorchEngine:
+    """One model's training steps on torch (see the module docstring)."""
+
+    def __init__(
+        self,
+        chain: SpecChain,
+        loss: Loss,
+        optimizer: Optimizer,
+        device: str = "cpu",
+        clip: float | None = None,
+    ) -> None:
+        torch = require_torch()
+        self.torch = torch
+        self.chain, self.loss, self.optimizer, self.clip = chain, loss, optimizer, clip
+        self.device = torch.device(device)
+        self.names: Names = assign_names(chain)
+        self.module = build_torch_module(chain).to(self.device)
+        self.keys = {ours: self.names.state_key(chain, ours) for ours in chain.named_parameters()}
+        named = dict(self.module.named_parameters())
+        self.params = {ours: named[theirs] for ours, theirs in self.keys.items()}
+        self.torch_optimizer = _torch_optimizer(torch, optimizer, self.params)
+        self.output_lengths = lengths.output_lengths_argument(chain, self.names)
+
+    def seed(self, seed: int) -> None:
+        """Seed torch's dropout masks (``fit`` derives it from its ``rng``)."""
+        self.torch.manual_seed(seed)
+
+    def step(self, xb: Any, yb: np.ndarray) -> tuple[float, float | None]:
+        """One training step on a batch: ``(loss value, gradient norm before clipping or
+        None)``. Raises ``FloatingPointError`` before the update if the loss or a gradient is
+        not finite (``fit`` names the epoch and the step)."""
+        torch = self.torch
+        self.module.train(True)
+        data, given = arguments.split_lengths(self.names, xb)
+        tensors = rebuild(data, iter(self._tensor(a) for a in leaves(data)))
+        lengths_in = {i: torch.from_numpy(np.asarray(v)) for i, v in given.items()}
+        out = self.module(*arguments.call_arguments(self.names, tensors, lengths_in))
+        keep = None
+        if self.output_lengths is not None:
+            keep = self._keep_mask(out, given[self.output_lengths])
+        value = torch_loss_value(torch, self.loss, out, self._tensor(yb), keep)
+        number = float(value.detach())
+        if not math.isfinite(number):
+            raise FloatingPointError(f"the loss is {number}")
+        self.torch_optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        for ours, p in self.params.items():
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                raise FloatingPointError(
+                    f"the gradient of {ours!r} is not finite (the loss is {number})"
+                )
+        norm = None
+        if self.clip is not None:
+            grads = [p for p in self.params.values() if p.grad is not None]
+            norm = float(torch.nn.utils.clip_grad_norm_(grads, self.clip, foreach=False))
+        self.torch_optimizer.step()
+        return number, norm
+
+    def _tensor(self, a: Any) -> Any:
+        return self.torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+    def _keep_mask(self, out: Any, lens: Any) -> Any:
+        """The positions of a padded output that count, as the numpy loss finds them."""
+        shape = tuple(out.shape)
+        time, batch = padded.axes_for(self.chain.out_type, len(shape))
+        stand_in = padded.Padded(np.broadcast_to(np.float64(0), shape), lens, time, batch)
+        _, keep = self.loss.kept_positions(stand_in, None, None, 0, 1)
+        return self.torch.from_numpy(np.array(keep, dtype=bool)).to(self.device)
+
+    def finish(self) -> None:
+        """Copy the trained weights and optimizer state back into the spec and its optimizer."""
+        mine = self.chain.named_parameters()
+        with self.torch.no_grad():
+            for ours, p in self.params.items():
+                np.copyto(mine[ours], p.detach().cpu().numpy())
+        self.optimizer.state = _specchain_state(self.torch_optimizer, self.params, mine)
+
+
+def _torch_optimizer(torch: ModuleType, optimizer: Optimizer, params: dict[str, Any]) -> Any:
+    """``torch.optim.SGD``/``Adam`` with the same hyper-parameters and state, single-tensor."""
+    ordered = list(params.values())
+    if isinstance(optimizer, Adam):
+        made = torch.optim.Adam(
+            ordered,
+            lr=optimizer.lr,
+            betas=optimizer.betas,
+            eps=optimizer.eps,
+            weight_decay=optimizer.weight_decay,
+            amsgrad=optimizer.amsgrad,
+            maximize=optimizer.maximize,
+            foreach=False,
+        )
+    elif isinstance(optimizer, SGD):
+        made = torch.optim.SGD(
+            ordered,
+            lr=optimizer.lr,
+            momentum=optimizer.momentum,
+            dampening=optimizer.dampening,
+            nesterov=optimizer.nesterov,
+            weight_decay=optimizer.weight_decay,
+            maximize=optimizer.maximize,
+            foreach=False,
+        )
+    else:
+        raise SpecError(
+            f"engine='torch' trains with SGD or Adam from specchain.optim, got "
+            f"{type(optimizer).__name__}; use one of those, or engine='numpy'"
+        )
+    for name, buffers in optimizer.state.items():
+        p = params[name]
+        state: dict[str, Any] = {}
+        for key, value in buffers.items():
+            if key == "step":
+                state[key] = torch.tensor(float(value), dtype=torch.float32)
+            elif isinstance(value, np.ndarray):
+                state[key] = torch.from_numpy(value.astype(value.dtype, copy=True)).to(p.device)
+        made.state[p] = state
+    return made
+
+
+def _specchain_state(
+    torch_optimizer: Any, params: dict[str, Any], mine: dict[str, np.ndarray]
+) -> dict[str, dict[str, Any]]:
+    """The torch optimizer's per-parameter state in ``specchain.optim``'s layout."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, p in params.items():
+        buffers = torch_optimizer.state.get(p)
+        if not buffers:
+            continue
+        state: dict[str, Any] = {}
+        for key, value in buffers.items():
+            if key == "step":
+                state[key] = int(value.item()) if hasattr(value, "item") else int(value)
+            elif value is not None:
+                state[key] = value.detach().cpu().numpy().astype(mine[name].dtype, copy=True)
+        out[name] = state
+    return out
