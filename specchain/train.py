@@ -181,7 +181,8 @@ def fit(
     saved = None if checkpoint is None else checkpoint_file(checkpoint)
     if saved is not None and saved.is_file():
         state = load_checkpoint(saved, chain, optimizer)
-        printer.note(f"resumed from {saved} after epoch {state.epoch}")
+        done = " (a callback stopped the run there: nothing more to train)" if state.stopped else ""
+        printer.note(f"resumed from {saved} after epoch {state.epoch}{done}")
     run = EpochRunner(
         chain, loss, optimizer, inputs, targets, axes, batch_size, clip, scorers, state
     )
@@ -210,6 +211,7 @@ def fit(
                 if saved is not None:
                     save_checkpoint(saved, chain, optimizer, state)
     except KeyboardInterrupt as err:
+        printer.close()  # the note goes below the bar's line, not onto it
         run.clock()
         stopped = _interrupted(state.history, epochs, guard.forced)
         if progress:

@@ -74,18 +74,20 @@ def test_hooks_run_in_order_with_the_logs() -> None:
     )
 
 
-def fit_until_stopped(stopper: EarlyStopping, epochs: int = 10, **kwargs: object) -> History:
+def fit_until_stopped(
+    stopper: EarlyStopping, epochs: int = 10, progress: bool = False, **kwargs: object
+) -> History:
     model = classifier()
     return fit(
         model,
         labelled(16, 0),
         sc.losses.cross_entropy,
-        SGD(model, lr=0.1),  # type: ignore[arg-type]
+        SGD(model, lr=0.1),
         epochs=epochs,
         rng=0,
-        progress=False,
+        progress=progress,
         callbacks=[stopper],
-        **kwargs,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -188,7 +190,9 @@ def test_model_checkpoint_saves_when_the_validation_loss_improves(tmp_path: Path
         )
 
 
-def test_a_resumed_run_stops_at_the_same_epoch(tmp_path: Path) -> None:
+def test_a_resumed_run_stops_at_the_same_epoch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     def stopper() -> EarlyStopping:
         return EarlyStopping(monitor="loss", min_delta=1e9, patience=2)
 
@@ -197,5 +201,9 @@ def test_a_resumed_run_stops_at_the_same_epoch(tmp_path: Path) -> None:
     fit_until_stopped(stopper(), epochs=2, checkpoint=tmp_path)
     resumed = fit_until_stopped(stopper(), checkpoint=tmp_path)
     assert resumed.epochs == 4 and resumed.step_loss == whole.step_loss
-    again = fit_until_stopped(stopper(), checkpoint=tmp_path)  # the run had stopped: no more
+    again = fit_until_stopped(stopper(), checkpoint=tmp_path, progress=True)  # stopped: no more
+    assert capsys.readouterr().out == (
+        f"resumed from {tmp_path / 'checkpoint.safetensors'} after epoch 4 (a callback stopped "
+        "the run there: nothing more to train)\n"
+    )
     assert again.epochs == 4 and again.step_loss == whole.step_loss
