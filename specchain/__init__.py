@@ -1,6 +1,6 @@
 """specchain: recurrent neural networks as typed graphs of module specs."""
 
-from specchain import data, losses, models, optim, train
+from specchain import callbacks, checkpoints, data, losses, models, optim, train
 from specchain.chain import LintError, SpecChain, branch, parallel, serial
 from specchain.engine import Tape
 from specchain.gradcheck import GradcheckReport, gradcheck
@@ -31,6 +31,8 @@ __all__ = [
     "TupleType",
     "__version__",
     "branch",
+    "callbacks",
+    "checkpoints",
     "data",
     "gradcheck",
     "load",

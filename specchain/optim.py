@@ -14,7 +14,8 @@ arrays up at every step, so it keeps working after ``model.to(...)`` or ``model.
 leaves every parameter and buffer as it was (see ``Optimizer``).
 
 ``clip_grad_norm(grads, max_norm)`` (from ``specchain.clip``) rescales a grads dict in place like
-``torch.nn.utils.clip_grad_norm_``.
+``torch.nn.utils.clip_grad_norm_``. ``save_optimizer(opt, path)`` / ``load_optimizer(opt, path)``
+keep the state in a ``.safetensors`` file, never a pickle (``specchain.optim_state``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from specchain.chain import SpecChain
 from specchain.clip import clip_grad_norm
+from specchain.optim_state import load_optimizer, save_optimizer
 from specchain.spec import NNModuleSpec
 from specchain.state import StateDictError
 from specchain.types import ShapeError, SpecError
@@ -448,4 +450,4 @@ def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
     return end - (end - start) * (1 - weight)
 
 
-__all__ = ["SGD", "Adam", "Optimizer", "clip_grad_norm"]
+__all__ = ["SGD", "Adam", "Optimizer", "clip_grad_norm", "load_optimizer", "save_optimizer"]

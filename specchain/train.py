@@ -11,26 +11,36 @@ plain arrays (their padded positions are never read).
 
 from __future__ import annotations
 
-import math
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-import attrs
 import numpy as np
-from tqdm.auto import tqdm
 
-from specchain.batches import Data, Inputs, batch_axes, unpack
+from specchain.batches import Data, Examples, Inputs, batch_axes, unpack
+from specchain.callbacks import Callback
 from specchain.chain import SpecChain
+from specchain.checkpoints import TrainingState, checkpoint_file, load_checkpoint, save_checkpoint
+from specchain.fit_args import (
+    Metric,
+    check_callbacks,
+    check_example_counts,
+    check_loss,
+    check_loss_fits,
+    resolve_metrics,
+)
+from specchain.history import History
 from specchain.interrupts import DeferredInterrupt
 from specchain.losses import Loss
 from specchain.numerics import softmax
-from specchain.optim import Optimizer, clip_grad_norm
+from specchain.optim import Optimizer
 from specchain.params import RngLike, runtime_generator
+from specchain.progress import EpochProgress
 from specchain.spec import NNModuleSpec
+from specchain.train_loop import EpochRunner, TrainingError
 from specchain.types import ShapeError, SpecError
 from specchain.validate import (
+    check_flag,
     check_int_array,
     check_non_negative,
     check_non_negative_int,
@@ -38,15 +48,6 @@ from specchain.validate import (
     check_positive_int,
     out_of_range,
 )
-
-
-class TrainingError(SpecError):
-    """Training cannot go on (a NaN or infinite loss or gradient); ``history`` holds what was
-    done before the failing step."""
-
-    def __init__(self, message: str, history: History) -> None:
-        super().__init__(message)
-        self.history = history
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -61,40 +62,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(message)
         self.history = history
         self.forced = forced
-
-
-@attrs.define
-class History:
-    """What ``fit`` did.
-
-    Attributes:
-        epoch_loss: mean training loss of each epoch (steps weighted by their batch sizes).
-        step_loss: the loss of every optimizer step, in order.
-        epoch_time: wall-clock seconds of each epoch.
-        grad_norm: total gradient norm of every step before clipping (only when ``clip`` is set).
-        sequences_seen: examples processed, over all epochs.
-        wall_time: wall-clock seconds of the whole run.
-    """
-
-    epoch_loss: list[float] = attrs.field(factory=list)
-    step_loss: list[float] = attrs.field(factory=list)
-    epoch_time: list[float] = attrs.field(factory=list)
-    grad_norm: list[float] = attrs.field(factory=list)
-    sequences_seen: int = 0
-    wall_time: float = 0.0
-
-    @property
-    def epochs(self) -> int:
-        return len(self.epoch_loss)
-
-    @property
-    def steps(self) -> int:
-        return len(self.step_loss)
-
-    @property
-    def final_loss(self) -> float:
-        """The mean loss of the last epoch (NaN before any epoch finished)."""
-        return self.epoch_loss[-1] if self.epoch_loss else math.nan
 
 
 EpochCallback = Callable[[int, History], bool | None]
@@ -130,11 +97,18 @@ def fit(
     epochs: int = 1,
     batch_size: int = 32,
     clip: float | None = None,
-    rng: RngLike = 0,
+    rng: RngLike = None,
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
+    *,
+    validation_data: Data | None = None,
+    metrics: Sequence[str | Metric] = (),
+    callbacks: Sequence[Callback] = (),
+    checkpoint: str | Path | None = None,
+    initial_epoch: int = 0,
+    shuffle: bool = True,
 ) -> History:
-    """Train ``model`` on ``data`` for ``epochs`` passes of shuffled mini-batches.
+    """Train ``model`` on ``data`` until epoch ``epochs``, in mini-batches (shuffled by default).
 
     Args:
         model: the chain to train (its parameters are updated in place by ``optimizer``).
@@ -142,21 +116,35 @@ def fit(
             (``[T, N, F]`` inputs with ``[N]`` labels, or ``[T, N, ...]`` targets), or a
             ``specchain.data`` dataset (anything with ``.inputs`` and ``.targets``). The inputs
             may be ``(x, lengths)`` or a ``Padded``: a padded batch with int ``[N]`` lengths.
-        loss: e.g. ``sc.losses.cross_entropy`` or ``sc.losses.mse`` (a scalar reduction).
+        loss: a loss object, ``sc.losses.cross_entropy`` or ``sc.losses.mse`` (scalar reduction).
         optimizer: an ``specchain.optim`` optimizer built on ``model``.
-        epochs: passes over the data.
+        epochs: the epoch to train until, as in Keras: epochs ``initial_epoch + 1 .. epochs``.
         batch_size: examples per step; the last batch of an epoch may be smaller.
         clip: if given, ``clip_grad_norm(grads, clip)`` before every step.
-        rng: seeds the shuffling and the training-mode randomness (dropout): the same seed gives
-            the same run.
-        progress: show a tqdm bar per epoch with the running mean loss.
+        rng: the batch order and the training-mode randomness (dropout). ``None`` (default)
+            draws from the library's run-time stream: every epoch and every call differ, and
+            ``sc.seed(n)`` at the top of a script makes the whole script repeat. An int seed
+            (or a Generator) makes this call repeat exactly.
+        progress: print one line per epoch (``Epoch 3/20 - loss: ... - val_loss: ... - 0.4s``,
+            to stdout) and, on a terminal, a tqdm bar while the epoch runs.
         on_epoch: ``on_epoch(epoch, history)`` after each epoch (``epoch`` counts from 1);
             returning True stops training.
+        validation_data: ``(inputs, targets)`` or a dataset, evaluated in inference mode after
+            every epoch: ``val_loss`` (and ``val_<metric>``) in the line, the History and logs.
+        metrics: e.g. ``["accuracy"]`` or functions ``metric(outputs, targets) -> float``, on
+            the training batches (averaged over the epoch) and on the validation data.
+        callbacks: ``specchain.callbacks`` objects (``EarlyStopping``, ``ModelCheckpoint``).
+        checkpoint: a folder: after every epoch the model, optimizer state, epoch, generator
+            state and History go to ``folder/checkpoint.safetensors``; if that file exists when
+            ``fit`` starts, training resumes from it (delete it to start over), exactly as the
+            run that was never stopped (``specchain.checkpoints``).
+        initial_epoch: epochs already done (numbers the epochs; ``checkpoint`` sets it).
+        shuffle: draw a new batch order every epoch (True), or keep the data's order.
 
     Returns:
-        A ``History``. A NaN or infinite loss (or gradient) raises ``TrainingError`` naming the
-        epoch and the step, before that step changes any parameter (``err.history`` holds the
-        run so far).
+        The ``History`` (continued from the checkpoint when resuming). A NaN or infinite loss
+        (or gradient) raises ``TrainingError`` naming the epoch and the step, before that step
+        changes any parameter (``err.history`` holds the run so far).
 
     Ctrl-C (SIGINT) never cuts a parameter update: one that arrives during an update is held
     until the update (and its History entry) is complete; one that arrives elsewhere (forward,
@@ -168,6 +156,7 @@ def fit(
     a Python-level SIGINT handler (the default); elsewhere Ctrl-C behaves as usual.
     """
     chain = _as_model(model)
+    loss = check_loss("fit", loss)
     inputs, targets = unpack("fit", data)
     epochs = check_positive_int("fit", "epochs", epochs)
     batch_size = check_positive_int("fit", "batch_size", batch_size)
@@ -175,76 +164,73 @@ def fit(
         clip = check_number("fit", "clip", clip)
         if not clip > 0:
             raise out_of_range("fit", "clip", "> 0 (a max gradient norm) or None", clip)
+    initial_epoch = check_non_negative_int("fit", "initial_epoch", initial_epoch)
+    shuffle = check_flag("fit", "shuffle", shuffle)
+    scorers = resolve_metrics("fit", metrics)
+    hooks = check_callbacks("fit", callbacks)
     _check_optimizer(chain, optimizer)
-    in_axis, out_axis = batch_axes(chain, inputs.call_input(), targets)
-    inputs.check_lengths(chain, in_axis, "fit")
-    n = inputs.data.shape[in_axis]
-    if targets.shape[out_axis] != n:
-        raise ShapeError(
-            f"inputs hold {n} examples on axis {in_axis} (shape {list(inputs.data.shape)}) but "
-            f"targets hold {targets.shape[out_axis]} on axis {out_axis} (shape "
-            f"{list(targets.shape)}); they must match"
-        )
+    check_loss_fits("fit", chain, loss, targets)
+    axes = batch_axes(chain, inputs.call_input(), targets)
+    inputs.check_lengths(chain, axes[0], "fit")
+    n = check_example_counts("fit", chain, inputs, targets, axes)
     if n == 0:
         raise SpecError(f"fit got no training examples (inputs of shape {list(inputs.data.shape)})")
-    generator = runtime_generator(rng)
-    history = History()
-    steps_per_epoch = -(-n // batch_size)
-    start = time.perf_counter()
+    held_out = None if validation_data is None else _validation(chain, loss, validation_data)
+    printer = EpochProgress(progress, epochs)
+    state = TrainingState(initial_epoch, History(), runtime_generator(rng))
+    saved = None if checkpoint is None else checkpoint_file(checkpoint)
+    if saved is not None and saved.is_file():
+        state = load_checkpoint(saved, chain, optimizer)
+        done = " (a callback stopped the run there: nothing more to train)" if state.stopped else ""
+        printer.note(f"resumed from {saved} after epoch {state.epoch}{done}")
+    run = EpochRunner(
+        chain, loss, optimizer, inputs, targets, axes, batch_size, clip, scorers, state
+    )
+    for hook in hooks:
+        hook.set_model(chain)
+        hook.on_train_begin(state.history)
     guard = DeferredInterrupt()
     try:
         with guard:
-            for epoch in range(1, epochs + 1):
-                epoch_start = time.perf_counter()
-                order = generator.permutation(n)
-                total, seen = 0.0, 0
-                bar = tqdm(
-                    total=steps_per_epoch,
-                    desc=f"epoch {epoch}/{epochs}",
-                    disable=not progress,
-                    leave=False,
-                    unit="step",
-                )
-                try:
-                    for step in range(1, steps_per_epoch + 1):
-                        index = order[(step - 1) * batch_size : step * batch_size]
-                        xb = inputs.take(index, in_axis)
-                        yb = np.take(targets, index, axis=out_axis)
-                        try:
-                            value, norm, grads = _gradients(chain, loss, xb, yb, generator, clip)
-                        except _NotFinite as err:
-                            history.wall_time = time.perf_counter() - start
-                            raise TrainingError(
-                                f"{err} at epoch {epoch}, step {step} (of {steps_per_epoch}); "
-                                "training stopped before this step updated the parameters. "
-                                "Check the inputs and targets for NaN/inf values, or lower the "
-                                "learning rate or pass clip= (a max gradient norm) to fit",
-                                history,
-                            ) from None
-                        with guard.critical():  # a Ctrl-C waits for the update to complete
-                            optimizer.step(grads)
-                            if norm is not None:
-                                history.grad_norm.append(norm)
-                            history.step_loss.append(value)
-                            history.sequences_seen += len(index)
-                        total += value * len(index)
-                        seen += len(index)
-                        bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
-                        bar.update(1)
-                finally:
-                    bar.close()
-                history.epoch_loss.append(total / seen)
-                history.epoch_time.append(time.perf_counter() - epoch_start)
-                history.wall_time = time.perf_counter() - start
-                if on_epoch is not None and on_epoch(epoch, history) is True:
-                    break
+            while state.epoch < epochs and not state.stopped:
+                epoch = state.epoch + 1
+                for hook in hooks:
+                    hook.on_epoch_begin(epoch)
+                run.epoch(epoch, shuffle, printer, guard)
+                if held_out is not None:
+                    run.validate(*held_out)
+                logs = state.history.logs(state.history.epochs)
+                printer.end(epoch, logs)
+                state.epoch = epoch
+                for hook in hooks:
+                    if hook.on_epoch_end(epoch, logs) is True:
+                        state.stopped = True
+                        printer.note(hook.reason or f"Epoch {epoch}: stopped by {hook!r}")
+                if on_epoch is not None and on_epoch(epoch, state.history) is True:
+                    state.stopped = True
+                if saved is not None:
+                    save_checkpoint(saved, chain, optimizer, state)
     except KeyboardInterrupt as err:
-        history.wall_time = time.perf_counter() - start
-        stopped = _interrupted(history, epochs, guard.forced)
+        printer.close()  # the note goes below the bar's line, not onto it
+        run.clock()
+        stopped = _interrupted(state.history, epochs, guard.forced)
         if progress:
             print(stopped, file=sys.stderr)
         raise stopped.with_traceback(err.__traceback__) from None
-    return history
+    finally:
+        printer.close()
+    for hook in hooks:
+        hook.on_train_end(state.history)
+    return state.history
+
+
+def _validation(chain: SpecChain, loss: Loss, data: Data) -> tuple[Examples, np.ndarray]:
+    inputs, targets = unpack("fit.validation_data", data)
+    check_loss_fits("fit.validation_data", chain, loss, targets)
+    axes = batch_axes(chain, inputs.call_input(), targets)
+    inputs.check_lengths(chain, axes[0], "fit.validation_data")
+    check_example_counts("fit.validation_data", chain, inputs, targets, axes)
+    return inputs, targets
 
 
 def _interrupted(history: History, epochs: int, forced: bool) -> TrainingInterrupted:
@@ -262,33 +248,6 @@ def _interrupted(history: History, epochs: int, forced: bool) -> TrainingInterru
     )
 
 
-class _NotFinite(Exception):
-    """A step met a NaN or infinite loss or gradient (``fit`` adds the epoch and step)."""
-
-
-def _gradients(
-    chain: SpecChain,
-    loss: Loss,
-    xb: Any,
-    yb: np.ndarray,
-    generator: np.random.Generator,
-    clip: float | None,
-) -> tuple[float, float | None, dict[str, np.ndarray]]:
-    """Forward, loss, backward, clip: ``(loss value, gradient norm or None, gradients)``.
-    Raises ``_NotFinite`` if the loss or a gradient is not finite."""
-    y, tape = chain.forward(xb, train=True, rng=generator)
-    value, dy = loss.value_and_grad(y, yb)
-    if not math.isfinite(value):
-        raise _NotFinite(f"the loss is {value}")
-    with np.errstate(invalid="ignore", over="ignore"):  # non-finite gradients are checked below
-        _, grads = chain.backward(tape, dy)
-    bad = next((name for name, g in grads.items() if not np.isfinite(g).all()), None)
-    if bad is not None:
-        raise _NotFinite(f"the gradient of {bad!r} is not finite (the loss is {value})")
-    norm = clip_grad_norm(grads, clip) if clip is not None else None
-    return value, norm, grads
-
-
 # --- evaluation -------------------------------------------------------------------------------
 
 
@@ -296,7 +255,9 @@ def evaluate(model: SpecChain, inputs: Inputs, targets: np.ndarray, loss: Loss) 
     """The loss of the whole set in inference mode (dropout off), in one forward pass;
     ``inputs`` may be ``(x, lengths)`` or a ``Padded`` (the loss then skips the padding)."""
     chain = _as_model(model)
+    loss = check_loss("evaluate", loss)
     examples, targets = unpack("evaluate", (inputs, targets))
+    check_loss_fits("evaluate", chain, loss, targets)
     return float(loss(chain(examples.call_input()), targets))
 
 
@@ -383,6 +344,7 @@ __all__ = [
     "History",
     "TrainingError",
     "TrainingInterrupted",
+    "TrainingState",
     "accuracy",
     "batch_axes",
     "evaluate",
