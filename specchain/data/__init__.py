@@ -1,7 +1,8 @@
 """Generated datasets, seeded and time-major: the embedded Reber grammar, the adding problem and
-the copy task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016)."""
+the copy task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016); and text helpers
+(``specchain.data.text``: vocabularies, language-model chunks, padded batches)."""
 
-from specchain.data import adding, copy, reber
+from specchain.data import adding, copy, reber, text
 from specchain.data.dataset import IGNORE_INDEX, SequenceData
 
-__all__ = ["IGNORE_INDEX", "SequenceData", "adding", "copy", "reber"]
+__all__ = ["IGNORE_INDEX", "SequenceData", "adding", "copy", "reber", "text"]
