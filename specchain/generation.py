@@ -27,7 +27,7 @@ import numpy as np
 
 from specchain import graph as g
 from specchain.chain import SpecChain
-from specchain.engine import Step
+from specchain.engine import Step, check_input
 from specchain.graph import INPUT
 from specchain.inputs import Input
 from specchain.modules.recurrent_base import initial_states, read_sequence, suffix
@@ -95,6 +95,11 @@ def _step_recurrent(
     if state is None:
         slots = spec.state_slots()
         state = initial_states(given, slots, spec.num_layers, seq.shape[1], seq.dtype, layout)
+    elif state[0].shape[1] != seq.shape[1]:
+        raise ShapeError(
+            f"{family}: the carried state is for a batch of {state[0].shape[1]}, got a batch of "
+            f"{seq.shape[1]}; call reset() on the Stepper before a new batch"
+        )
     kernel, finals = spec.direction(), tuple(np.empty_like(s) for s in state)
     layer_in = seq
     for layer in range(spec.num_layers):
@@ -144,7 +149,8 @@ class Stepper:
             if rule is None and not step.per_step:
                 raise _cannot_step(step)
             self._rules[step.node] = rule
-        self._dtype = self.chain.dtype or DEFAULT_DTYPE
+        self._params_dtype = self.chain.dtype  # None without parameters
+        self._dtype = self._params_dtype or DEFAULT_DTYPE
         self._generator = runtime_generator(None)  # inference draws nothing; layers get one
         self._state: dict[str, Any] = {}
 
@@ -153,6 +159,7 @@ class Stepper:
         self._state = {}
 
     def __call__(self, x: Value) -> Value:
+        check_input(self.chain, x, self._params_dtype)
         plan = self.chain.plan
         values: dict[str, Value] = {INPUT: x}
         for step in plan.steps:

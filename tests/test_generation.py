@@ -220,3 +220,18 @@ def test_train_generate_is_the_same_function() -> None:
     from specchain import train
 
     assert train.generate is generate
+
+
+def test_the_stepper_checks_its_input_and_the_batch_it_carries() -> None:
+    stepper = Stepper(zoo.language_model(11, 12))
+    with pytest.raises(TypeError, match="input dtype complex128 is not supported"):
+        stepper(PROMPT.astype(complex))
+    stepper(PROMPT)  # a batch of 4
+    with pytest.raises(
+        sc.ShapeError,
+        match=r"stepping node 'lstm' \(LSTM\): LSTM: the carried state is for a batch of 4, got "
+        r"a batch of 2; call reset\(\) on the Stepper before a new batch",
+    ):
+        stepper(PROMPT[:, :2])
+    stepper.reset()
+    assert stepper(PROMPT[:, :2]).shape == (3, 2, 11)
