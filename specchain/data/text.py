@@ -35,7 +35,8 @@ Source = str | os.PathLike[str]
 
 
 def read_source(source: Source, encoding: str = "utf-8") -> str:
-    """The text itself for a ``str``; the file's text for a path (``pathlib.Path``)."""
+    """The text itself for a ``str``; the file's text for a path (``pathlib.Path``), read as
+    Python reads text files (line endings become ``"\\n"``)."""
     if isinstance(source, str):
         return source
     if isinstance(source, os.PathLike):

@@ -62,6 +62,12 @@ def test_char_round_trip(text: str) -> None:
     assert vocab.decode(vocab.encode(text)) == text
 
 
+@given(st.text(max_size=80))
+def test_word_round_trip_is_the_tokens_joined_by_spaces(text: str) -> None:
+    vocab = Vocab.words(text + " x")
+    assert vocab.decode(vocab.encode(text)) == " ".join(vocab.tokenize(text))
+
+
 def test_decode_skips_padding_unless_asked() -> None:
     vocab = Vocab.chars("ab")
     assert vocab.decode([2, 0, 3, 0]) == "ab"
