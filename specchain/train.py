@@ -29,10 +29,10 @@ from specchain.fit_args import (
     check_loss_fits,
     resolve_metrics,
 )
+from specchain.generation import generate
 from specchain.history import History
 from specchain.interrupts import DeferredInterrupt
 from specchain.losses import Loss
-from specchain.numerics import softmax
 from specchain.optim import Optimizer
 from specchain.params import RngLike, runtime_generator
 from specchain.progress import EpochProgress
@@ -42,7 +42,6 @@ from specchain.types import ShapeError, SpecError
 from specchain.validate import (
     check_flag,
     check_int_array,
-    check_non_negative,
     check_non_negative_int,
     check_number,
     check_positive_int,
@@ -280,64 +279,6 @@ def accuracy(logits: np.ndarray, labels: np.ndarray, ignore_index: int | None = 
         raise SpecError("accuracy of no predictions is undefined (no labels to compare)")
     hits = (np.argmax(logits, axis=-1) == labels) & keep
     return float(hits.sum() / keep.sum())
-
-
-# --- sampling ---------------------------------------------------------------------------------
-
-
-def generate(
-    model: SpecChain,
-    prompt: np.ndarray,
-    n: int,
-    temperature: float = 1.0,
-    rng: RngLike = None,
-) -> np.ndarray:
-    """Sample ``n`` tokens from a language model, one at a time.
-
-    ``model`` maps token ids ``int[T, B]`` to logits ``[T, B, V]`` (``Embedding >> LSTM ... >>
-    Linear(H, V)``). Each new token is drawn from ``softmax(logits[-1] / temperature)`` of the
-    whole sequence so far (the chain is re-run on the growing sequence, in inference mode);
-    ``temperature=0`` takes the argmax. ``rng`` seeds the sampling (None: the library's
-    generator). Returns ``int[T + n, B]``: the prompt followed by the samples (an unbatched
-    ``[T]`` prompt gives ``[T + n]``).
-    """
-    chain = _as_model(model)
-    prompt = check_int_array(
-        "generate", "prompt", prompt, "an integer numpy array of token ids [T, B]"
-    )
-    if prompt.ndim not in (1, 2) or prompt.shape[0] == 0:
-        raise ShapeError(
-            f"generate: prompt must be [T, B] (or [T]) with T >= 1, got {list(prompt.shape)}"
-        )
-    n = check_non_negative_int("generate", "n", n)
-    temperature = check_non_negative("generate", "temperature", temperature)
-    generator = runtime_generator(rng)
-    unbatched = prompt.ndim == 1
-    tokens = prompt[:, None] if unbatched else prompt
-    out = np.empty((tokens.shape[0] + n, tokens.shape[1]), dtype=prompt.dtype)
-    out[: tokens.shape[0]] = tokens
-    for t in range(tokens.shape[0], tokens.shape[0] + n):
-        logits = chain(out[:t])
-        if not isinstance(logits, np.ndarray) or logits.shape[:-1] != out[:t].shape:
-            raise ShapeError(
-                f"generate needs a model from int[T, B] to logits [T, B, V], got output "
-                f"{getattr(logits, 'shape', type(logits).__name__)} for input {list(out[:t].shape)}"
-            )
-        out[t] = _sample(logits[-1], temperature, generator)
-    return out[:, 0] if unbatched else out
-
-
-def _sample(logits: np.ndarray, temperature: float, generator: np.random.Generator) -> np.ndarray:
-    """One token per row of ``logits [B, V]``."""
-    if temperature == 0.0:
-        return np.argmax(logits, axis=-1)
-    with np.errstate(over="ignore"):
-        scaled = logits.astype(np.float64) / temperature
-    probs = softmax(scaled)
-    cdf: np.ndarray = np.cumsum(probs, axis=-1)
-    cdf /= cdf[:, -1:]
-    u = generator.random((logits.shape[0],))
-    return np.argmax(u[:, None] < cdf, axis=-1)
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Generated datasets, seeded and time-major: the embedded Reber grammar, the adding problem and
-the copy task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016)."""
+the copy task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016); and text helpers
+(``specchain.data.text``: vocabularies, language-model chunks, padded batches)."""
 
-from specchain.data import adding, copy, reber
+from specchain.data import adding, copy, reber, text
 from specchain.data.dataset import IGNORE_INDEX, SequenceData
 from specchain.data.training_file import write_training_file
 
@@ -11,5 +12,6 @@ __all__ = [
     "adding",
     "copy",
     "reber",
+    "text",
     "write_training_file",
 ]
