@@ -11,6 +11,7 @@ plain arrays (their padded positions are never read).
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from specchain.batches import Data, Examples, Inputs, batch_axes, unpack
 from specchain.callbacks import Callback
 from specchain.chain import SpecChain
 from specchain.checkpoints import TrainingState, checkpoint_file, load_checkpoint, save_checkpoint
+from specchain.engines.torch_engine import ENGINES, TorchEngine
 from specchain.fit_args import (
     Metric,
     check_callbacks,
@@ -34,6 +36,7 @@ from specchain.history import History
 from specchain.interrupts import DeferredInterrupt
 from specchain.losses import Loss
 from specchain.optim import Optimizer
+from specchain.padded import Padded
 from specchain.params import RngLike, runtime_generator
 from specchain.progress import EpochProgress
 from specchain.spec import NNModuleSpec
@@ -106,6 +109,8 @@ def fit(
     checkpoint: str | Path | None = None,
     initial_epoch: int = 0,
     shuffle: bool = True,
+    engine: str = "numpy",
+    device: str = "cpu",
 ) -> History:
     """Train ``model`` on ``data`` until epoch ``epochs``, in mini-batches (shuffled by default).
 
@@ -139,6 +144,14 @@ def fit(
             run that was never stopped (``specchain.checkpoints``).
         initial_epoch: epochs already done (numbers the epochs; ``checkpoint`` sets it).
         shuffle: draw a new batch order every epoch (True), or keep the data's order.
+        engine: ``"numpy"`` (the reference) or ``"torch"``: the same steps on the exported
+            module with ``torch.optim`` configured from ``optimizer``, on ``device``
+            (``"cpu"``, ``"cuda"``, ...); the weights and optimizer state are written back into
+            the spec after every epoch, so History, metrics, validation, callbacks and
+            checkpoints work as with numpy. Dropout masks then come from torch's generator
+            (seeded from ``rng``); everything else matches the numpy engine to rounding
+            (``specchain.engines.torch_engine``; needs ``pip install 'specchain[torch]'``).
+        device: where the torch engine runs; ``"cpu"`` is the only choice for ``"numpy"``.
 
     Returns:
         The ``History`` (continued from the checkpoint when resuming). A NaN or infinite loss
@@ -182,8 +195,9 @@ def fit(
         state = load_checkpoint(saved, chain, optimizer)
         done = " (a callback stopped the run there: nothing more to train)" if state.stopped else ""
         printer.note(f"resumed from {saved} after epoch {state.epoch}{done}")
+    stepper = _engine(engine, device, chain, loss, optimizer, clip, state.rng)
     run = EpochRunner(
-        chain, loss, optimizer, inputs, targets, axes, batch_size, clip, scorers, state
+        chain, loss, optimizer, inputs, targets, axes, batch_size, clip, scorers, state, stepper
     )
     for hook in hooks:
         hook.set_model(chain)
@@ -196,6 +210,7 @@ def fit(
                 for hook in hooks:
                     hook.on_epoch_begin(epoch)
                 run.epoch(epoch, shuffle, printer, guard)
+                run.sync()
                 if held_out is not None:
                     run.validate(*held_out)
                 logs = state.history.logs(state.history.epochs)
@@ -211,6 +226,7 @@ def fit(
                     save_checkpoint(saved, chain, optimizer, state)
     except KeyboardInterrupt as err:
         printer.close()  # the note goes below the bar's line, not onto it
+        run.sync()
         run.clock()
         stopped = _interrupted(state.history, epochs, guard.forced)
         if progress:
@@ -221,6 +237,30 @@ def fit(
     for hook in hooks:
         hook.on_train_end(state.history)
     return state.history
+
+
+def _engine(
+    engine: str,
+    device: str,
+    chain: SpecChain,
+    loss: Loss,
+    optimizer: Optimizer,
+    clip: float | None,
+    generator: np.random.Generator,
+) -> TorchEngine | None:
+    """The torch engine for ``engine="torch"`` (seeded from a copy of ``generator``, so the
+    batch order is the numpy engine's), None for numpy; refuses anything else."""
+    if engine not in ENGINES:
+        raise out_of_range("fit", "engine", " or ".join(map(repr, ENGINES)), engine)
+    if engine == "numpy":
+        if device != "cpu":
+            raise SpecError(
+                f"fit: device={device!r} needs engine='torch'; the numpy engine runs on the CPU"
+            )
+        return None
+    stepper = TorchEngine(chain, loss, optimizer, device, clip)
+    stepper.seed(int(copy.deepcopy(generator).integers(2**62)))
+    return stepper
 
 
 def _validation(chain: SpecChain, loss: Loss, data: Data) -> tuple[Examples, np.ndarray]:
@@ -260,12 +300,18 @@ def evaluate(model: SpecChain, inputs: Inputs, targets: np.ndarray, loss: Loss) 
     return float(loss(chain(examples.call_input()), targets))
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray, ignore_index: int | None = None) -> float:
+def accuracy(
+    logits: np.ndarray | Padded, labels: np.ndarray, ignore_index: int | None = None
+) -> float:
     """The fraction of positions where ``argmax(logits[..., :])`` equals ``labels[...]``.
 
     ``logits`` is ``[..., C]`` and ``labels`` the integer array ``[...]`` (ties go to the first
-    class, as ``argmax`` does). Positions whose label is ``ignore_index`` do not count.
+    class, as ``argmax`` does). Positions whose label is ``ignore_index`` do not count, nor
+    the padding of a ``Padded`` ``logits`` (a model's output on a padded batch).
     """
+    counted = None
+    if isinstance(logits, Padded):  # a padded batch: only its real steps count
+        counted, logits = logits.mask()[..., 0], logits.data
     if not isinstance(logits, np.ndarray) or logits.ndim < 1:
         raise ShapeError("accuracy: logits must be a numpy array [..., C] (classes last)")
     labels = check_int_array("accuracy", "labels", np.asarray(labels), "integer class indices")
@@ -275,6 +321,8 @@ def accuracy(logits: np.ndarray, labels: np.ndarray, ignore_index: int | None = 
             f"{list(logits.shape[:-1])}, got {list(labels.shape)}"
         )
     keep = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    if counted is not None:
+        keep &= counted
     if not keep.any():
         raise SpecError("accuracy of no predictions is undefined (no labels to compare)")
     hits = (np.argmax(logits, axis=-1) == labels) & keep

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from specchain.losses import Loss
 from specchain.optim import Optimizer, clip_grad_norm
 from specchain.progress import EpochProgress
 from specchain.types import SpecError
+
+if TYPE_CHECKING:
+    from specchain.engines.torch_engine import TorchEngine
 
 
 class TrainingError(SpecError):
@@ -51,8 +55,9 @@ class EpochRunner:
         clip: float | None,
         scorers: dict[str, Metric],
         state: TrainingState,
+        engine: TorchEngine | None = None,
     ) -> None:
-        self.chain, self.loss, self.optimizer = chain, loss, optimizer
+        self.chain, self.loss, self.optimizer, self.engine = chain, loss, optimizer, engine
         self.inputs, self.targets, self.axes = inputs, targets, axes
         self.batch_size, self.clip, self.scorers, self.state = batch_size, clip, scorers, state
         self.n = inputs.data.shape[axes[0]]
@@ -79,10 +84,8 @@ class EpochRunner:
             xb = self.inputs.take(index, in_axis)
             yb = np.take(self.targets, index, axis=out_axis)
             try:
-                value, norm, grads, y = gradients(
-                    self.chain, self.loss, xb, yb, generator, self.clip
-                )
-            except NotFinite as err:
+                value, norm, update, y = self._gradients(xb, yb, generator)
+            except (NotFinite, FloatingPointError) as err:
                 self.clock()
                 raise TrainingError(
                     f"{err} at epoch {epoch}, step {step} (of {steps}); training stopped "
@@ -92,7 +95,7 @@ class EpochRunner:
                     history,
                 ) from None
             with guard.critical():  # a Ctrl-C waits for the update to complete
-                self.optimizer.step(grads)
+                update()
                 if norm is not None:
                     history.grad_norm.append(norm)
                 history.step_loss.append(value)
@@ -107,6 +110,23 @@ class EpochRunner:
             history.metrics.setdefault(name, []).append(score / seen)
         history.epoch_time.append(time.perf_counter() - began)
         self.clock()
+
+    def _gradients(
+        self, xb: Any, yb: np.ndarray, generator: np.random.Generator
+    ) -> tuple[float, float | None, Callable[[], None], Any]:
+        """One step's ``(loss, gradient norm or None, the update to commit, outputs)``, on
+        the numpy engine or the torch engine."""
+        if self.engine is not None:
+            value, norm, y = self.engine.gradients(xb, yb)
+            return value, norm, self.engine.update, y
+        value, norm, grads, y = gradients(self.chain, self.loss, xb, yb, generator, self.clip)
+        return value, norm, lambda: self.optimizer.step(grads), y
+
+    def sync(self) -> None:
+        """With the torch engine: write its weights and optimizer state into the spec (after
+        each epoch, before validation, callbacks and checkpoints read them)."""
+        if self.engine is not None:
+            self.engine.finish()
 
     def validate(self, inputs: Examples, targets: np.ndarray) -> None:
         """The validation loss and metrics, in inference mode, appended to the History."""

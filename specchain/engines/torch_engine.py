@@ -77,17 +77,28 @@ class TorchEngine:
 
     def step(self, xb: Any, yb: np.ndarray) -> tuple[float, float | None]:
         """One training step on a batch: ``(loss value, gradient norm before clipping or
-        None)``. Raises ``FloatingPointError`` before the update if the loss or a gradient is
-        not finite (``fit`` names the epoch and the step)."""
+        None)`` (``gradients`` then ``update``)."""
+        value, norm, _ = self.gradients(xb, yb)
+        self.update()
+        return value, norm
+
+    def gradients(self, xb: Any, yb: np.ndarray) -> tuple[float, float | None, Any]:
+        """Forward, loss, backward and clipping on a batch: ``(loss value, gradient norm
+        before clipping or None, the outputs as numpy (a ``Padded`` for a padded output))``.
+        Raises ``FloatingPointError`` (nothing updated) if the loss or a gradient is not
+        finite."""
         torch = self.torch
         self.module.train(True)
         data, given = arguments.split_lengths(self.names, xb)
         tensors = rebuild(data, iter(self._tensor(a) for a in leaves(data)))
         lengths_in = {i: torch.from_numpy(np.asarray(v)) for i, v in given.items()}
         out = self.module(*arguments.call_arguments(self.names, tensors, lengths_in))
-        keep = None
+        keep, outputs = None, out.detach().cpu().numpy()
         if self.output_lengths is not None:
-            keep = self._keep_mask(out, given[self.output_lengths])
+            lens = given[self.output_lengths]
+            keep = self._keep_mask(out, lens)
+            time, batch = padded.axes_for(self.chain.out_type, outputs.ndim)
+            outputs = padded.Padded(outputs, np.asarray(lens), time, batch)
         value = torch_loss_value(torch, self.loss, out, self._tensor(yb), keep)
         number = float(value.detach())
         if not math.isfinite(number):
@@ -103,8 +114,11 @@ class TorchEngine:
         if self.clip is not None:
             grads = [p for p in self.params.values() if p.grad is not None]
             norm = float(torch.nn.utils.clip_grad_norm_(grads, self.clip, foreach=False))
+        return number, norm, outputs
+
+    def update(self) -> None:
+        """The optimizer step with the gradients of the last ``gradients`` call."""
         self.torch_optimizer.step()
-        return number, norm
 
     def _tensor(self, a: Any) -> Any:
         return self.torch.from_numpy(np.ascontiguousarray(a)).to(self.device)

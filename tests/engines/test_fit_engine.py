@@ -1,0 +1,149 @@
+"""``fit(..., engine="torch")``: 20 Adam steps equal the numpy engine's (float64, dropout 0) for
+every zoo model; History, validation, callbacks and checkpoints behave the same; refusals name
+the fix."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import specchain as sc
+from specchain.callbacks import EarlyStopping
+from specchain.history import History
+from specchain.losses import cross_entropy, mse
+from specchain.models import zoo
+from specchain.optim import Adam
+from specchain.padded import Padded
+from specchain.train import fit
+from specchain.types import SpecError
+from tests.engines.test_torch_engine import BUILDERS
+from tests.helpers import one_torch_thread
+
+_one_torch_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
+
+N, BATCH, EPOCHS = 8, 2, 5  # 20 steps
+
+
+def _data(name: str, lengths: bool, model: sc.SpecChain) -> tuple[Any, np.ndarray]:
+    x = zoo.ZOO[name].example_input(np.random.default_rng(0), 5, N, np.float64, lengths=lengths)
+    y = model(x)
+    target = np.random.default_rng(1).standard_normal(
+        (y.data if isinstance(y, Padded) else y).shape
+    )
+    return x, target
+
+
+def _fit_both(
+    name: str, lengths: bool, loss: Any = mse, data: Any = None, **options: Any
+) -> tuple[sc.SpecChain, sc.SpecChain, History, History]:
+    ours = BUILDERS[name](lengths=lengths).to(np.float64)
+    theirs = BUILDERS[name](lengths=lengths).to(np.float64)
+    theirs.load_state_dict(ours.state_dict())
+    data = _data(name, lengths, ours) if data is None else data
+    common: dict[str, Any] = {"epochs": EPOCHS, "batch_size": BATCH, "rng": 7, "progress": False}
+    first = fit(ours, data, loss, Adam(ours, lr=1e-2), **common, **options)
+    second = fit(theirs, data, loss, Adam(theirs, lr=1e-2), engine="torch", **common, **options)
+    return ours, theirs, first, second
+
+
+def _assert_equal_runs(
+    ours: sc.SpecChain, theirs: sc.SpecChain, first: History, second: History
+) -> None:
+    assert len(first.step_loss) == len(second.step_loss) == EPOCHS * N // BATCH
+    np.testing.assert_allclose(second.step_loss, first.step_loss, rtol=1e-9)
+    mine = ours.named_parameters()
+    for key, value in theirs.named_parameters().items():
+        np.testing.assert_allclose(value, mine[key], rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+# fit takes one input array (with its lengths); the two-input attention model trains through
+# TorchEngine directly, equal to numpy there too (test_torch_engine.py)
+ONE_INPUT = [name for name in BUILDERS if name != "attention_seq2seq"]
+
+
+@pytest.mark.parametrize("name", ONE_INPUT)
+def test_twenty_adam_steps_equal_the_numpy_engine(name: str) -> None:
+    _assert_equal_runs(*_fit_both(name, lengths=False))
+
+
+def test_padded_language_model_with_cross_entropy_and_validation() -> None:
+    rng = np.random.default_rng(2)
+    tokens, lens = zoo.ZOO["language_model"].example_input(rng, 6, N, np.float64, lengths=True)
+    data = ((tokens, lens), rng.integers(0, 50, tokens.shape))
+    ours, theirs, first, second = _fit_both(
+        "language_model", True, cross_entropy, data, validation_data=data, metrics=["accuracy"]
+    )
+    _assert_equal_runs(ours, theirs, first, second)
+    np.testing.assert_allclose(second.val_loss, first.val_loss, rtol=1e-9)
+    assert second.metrics.keys() == first.metrics.keys()
+
+
+def test_callbacks_and_checkpoints_see_the_trained_weights(tmp_path: Path) -> None:
+    ours, theirs, first, second = _fit_both(
+        "classifier",
+        False,
+        validation_data=None,
+        callbacks=[EarlyStopping(monitor="loss", patience=100)],
+    )
+    _assert_equal_runs(ours, theirs, first, second)
+    model = BUILDERS["classifier"]().to(np.float64)
+    data = _data("classifier", False, model)
+    optimizer = Adam(model, lr=1e-2)
+    fit(
+        model,
+        data,
+        mse,
+        optimizer,
+        epochs=2,
+        batch_size=BATCH,
+        rng=3,
+        progress=False,
+        engine="torch",
+        checkpoint=tmp_path,
+    )
+    resumed = BUILDERS["classifier"]().to(np.float64)
+    resumed_optimizer = Adam(resumed, lr=1e-2)
+    history = fit(
+        resumed,
+        data,
+        mse,
+        resumed_optimizer,
+        epochs=2,
+        batch_size=BATCH,
+        rng=3,
+        progress=False,
+        checkpoint=tmp_path,
+    )
+    assert history.epochs == 2  # nothing left to train: the checkpoint holds epoch 2
+    for key, value in model.named_parameters().items():
+        np.testing.assert_array_equal(resumed.named_parameters()[key], value, err_msg=key)
+
+
+def test_refusals_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = BUILDERS["classifier"]().to(np.float64)
+    data = _data("classifier", False, model)
+    with pytest.raises(SpecError, match=r"engine.*'numpy' or 'torch'"):
+        fit(model, data, mse, Adam(model), engine="jax", progress=False)
+    with pytest.raises(SpecError, match=r"device='cuda' needs engine='torch'"):
+        fit(model, data, mse, Adam(model), device="cuda", progress=False)
+    real_import = builtins.__import__
+
+    def no_torch(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("No module named 'torch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    with pytest.raises(SpecError, match=r"pip install 'specchain\[torch\]'"):
+        fit(model, data, mse, Adam(model), engine="torch", progress=False)
+
+
+def test_cuda_trains_where_a_gpu_exists() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine: the device path is the CPU one with .to()")
+    _assert_equal_runs(*_fit_both("classifier", False, device="cuda"))
