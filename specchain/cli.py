@@ -236,8 +236,8 @@ def _export(args: argparse.Namespace) -> int:
 
     _check_export_folder(Path(args.out), args.force)
     model = resolve_model(args.model, args.custom)
-    written = pytorch.export(model, args.out, class_name=args.class_name)
-    print(f"wrote {written} with weights.npz, reference.npz and test_model.py")
+    written = pytorch.export(model, args.out, class_name=args.class_name, source=args.model)
+    print(f"wrote {written} with model.safetensors, reference.npz and test_model.py")
     if args.verify:
         print(pytorch.verify(model, class_name=args.class_name))
     return 0
