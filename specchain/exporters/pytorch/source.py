@@ -69,7 +69,7 @@ def to_source(model: SpecChain, class_name: str = "Model", source: str | None = 
         attribute = names.attribute[node]
         if attribute not in built:
             built.add(attribute)
-            init_lines.append(f"{BODY}self.{attribute} = {emitted.constructor}")
+            init_lines += _constructor(f"self.{attribute}", emitted.constructor)
         forward_lines += _call(model, names, node, emitted, received, temporaries)
     forward_lines.append(f"{BODY}return {_input_expression(model, names, OUTPUT)}")
     helper_source = "\n\n\n".join(helpers.values())
@@ -101,6 +101,20 @@ def to_source(model: SpecChain, class_name: str = "Model", source: str | None = 
         sections.append(helper_source.rstrip())
     sections += ["\n".join(body), "\n".join(filetext.loader(class_name))]
     return "\n\n\n".join(sections) + "\n"
+
+
+def _constructor(target: str, constructor: str) -> list[str]:
+    """``target = Module(arguments)``, its arguments one per line when the line is long."""
+    line = f"{BODY}{target} = {constructor}"
+    try:
+        call = ast.parse(constructor, mode="eval").body
+    except SyntaxError:
+        return [line]  # the emitter's own text: compiled (and refused) with the file
+    if len(line) <= layout.LINE_LENGTH or not isinstance(call, ast.Call):
+        return [line]
+    parts = [ast.get_source_segment(constructor, a) or "" for a in [*call.args, *call.keywords]]
+    function = ast.get_source_segment(constructor, call.func) or ""
+    return layout.call(target, function, parts, BODY)
 
 
 def _taken(names: Names) -> set[str]:

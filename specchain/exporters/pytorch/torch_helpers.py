@@ -195,6 +195,11 @@ class AttentionLSTM(nn.Module):
             )
         h, c = h[0], c[0]
         steps = torch.arange(source.shape[0], device=source.device)
+        if source_lengths is None:  # every source step is valid
+            ends = torch.full_like(h[:, 0], source.shape[0], dtype=torch.long)
+        else:
+            ends = source_lengths.to(source.device)
+        padding = steps[:, None] >= ends[None, :]  # [S, B]: True past each source
         states: list[torch.Tensor] = []
         for t in range(decoder_inputs.shape[0]):
             if self.score == "dot":
@@ -208,10 +213,7 @@ class AttentionLSTM(nn.Module):
                 if self.score == "additive":
                     pairs = self.attention_v(torch.tanh(pairs))
                 scores = pairs[..., 0]
-            if source_lengths is not None:
-                ends = source_lengths.to(source.device)
-                padding = steps[:, None] >= ends[None, :]
-                scores = scores.masked_fill(padding, float("-inf"))
+            scores = scores.masked_fill(padding, float("-inf"))
             alpha = torch.softmax(scores, dim=0)
             context = torch.einsum("sb,sbh->bh", alpha, encoded)
             step_input = torch.cat([decoder_inputs[t], context], dim=1)
