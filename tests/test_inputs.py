@@ -3,7 +3,6 @@ diagrams, the PyTorch export and model files."""
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
 from pathlib import Path
@@ -23,6 +22,7 @@ from specchain.saving import ModelFileError
 from specchain.saving.architecture import architecture_json, build
 from specchain.saving.kinds import Kinds
 from specchain.types import ShapeError, SpecError, TensorType, TupleType
+from tests.helpers import forward_arguments, unwrapped
 
 STATE = TensorType((1, "B", 16))
 TOKENS = TensorType(("T", "B"), "int")
@@ -189,14 +189,6 @@ def _import(path: Path) -> Any:
     return module
 
 
-def forward_arguments(source: str, class_name: str = "Model") -> list[str]:
-    """The argument names of the generated class's ``forward`` (its annotations aside)."""
-    tree = ast.parse(source)
-    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name]
-    (forward,) = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"]
-    return [a.arg for a in forward.args.args]
-
-
 def check_generated_test(directory: Path) -> None:
     """The export's own test_model.py passes, eager and scripted."""
     generated = _import(directory / "test_model.py")
@@ -255,8 +247,7 @@ def test_a_layer_reading_lengths_exports_with_them() -> None:
     model = Input(("T", "B", 3), name="seq", lengths=True) >> Linear(3, 3) >> LSTM(3, 2)
     source = pytorch.to_source(model)
     assert forward_arguments(source) == ["self", "seq", "seq_lengths"]
-    unparsed = ast.unparse(ast.parse(source))  # the call as one line, however it is wrapped
-    assert "nn.utils.rnn.pack_padded_sequence(linear, seq_lengths.cpu()" in unparsed
+    assert "nn.utils.rnn.pack_padded_sequence(linear, seq_lengths.cpu()" in unwrapped(source)
     assert pytorch.verify(model.to(np.float64)).ok(1e-7, 1e-9)
 
 

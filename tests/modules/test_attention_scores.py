@@ -197,7 +197,7 @@ def test_export_verifies(score: str, lengths: bool) -> None:
     same output and gradients, with and without source and decoder lengths."""
     model = _model(score, lengths=lengths)
     source = pytorch.to_source(model)
-    call = "AttentionLSTM(3, 4, 2)" if score == "concat" else f"AttentionLSTM(3, 4, 2, {score!r})"
+    call = "AttentionLSTM(3, 4, 2)" if score == "concat" else f'AttentionLSTM(3, 4, 2, "{score}")'
     assert f"self.attention = {call}" in source
     report = pytorch.verify(model)
     assert report.ok(*TOLERANCES[np.dtype(np.float64)]), str(report)

@@ -73,7 +73,7 @@ def to_source(model: SpecChain, class_name: str = "Model", source: str | None = 
         forward_lines += _call(model, names, node, emitted, received, temporaries)
     forward_lines.append(f"{BODY}return {_input_expression(model, names, OUTPUT)}")
     helper_source = "\n\n\n".join(helpers.values())
-    summary = _summary(model, names, __version__, source, "AttentionLSTM" in helpers)
+    summary = _summary(model, names, __version__, source)
     body = [
         f"class {class_name}(nn.Module):",
         *filetext.class_docstring(summary),
@@ -127,9 +127,7 @@ def _taken(names: Names) -> set[str]:
     }
 
 
-def _summary(
-    model: SpecChain, names: Names, version: str, source: str | None, loops: bool
-) -> filetext.Summary:
+def _summary(model: SpecChain, names: Names, version: str, source: str | None) -> filetext.Summary:
     modules = [n for n in model.nodes if not isinstance(model.spec(n), Input)]
     nodes = tuple(f"{names.variable[n]} ({model.spec(n).kind})" for n in modules)
     safe = layout.doc_text
@@ -138,8 +136,9 @@ def _summary(
         (argument, safe(str(t)))
         for argument, t in zip(names.signature(), _argument_types(model, names))
     )
+    # the attention decoder loops over the decoder steps: a trace would fix their number
     looping = [names.variable[n] for n in modules if model.spec(n).kind == "AttentionLSTM"]
-    note = TRACE_NOTE.format(nodes=", ".join(looping)) if loops and looping else ""
+    note = TRACE_NOTE.format(nodes=", ".join(looping)) if looping else ""
     return filetext.Summary(
         version, described, names.class_name, arguments, safe(str(model.out_type)), nodes, note
     )
