@@ -33,7 +33,7 @@ from specchain.exporters import pytorch
 from specchain.exporters.pytorch import arguments, torch_helpers
 from specchain.models import zoo
 from specchain.models.zoo import ZOO
-from specchain.modules import LSTM, Concat, LastStep, Linear, Reverse
+from specchain.modules import LSTM, Add, Concat, Identity, LastStep, Linear, Reverse
 from tests.exporters.test_pytorch import GRAPHS
 from tests.helpers import TOLERANCES
 
@@ -54,7 +54,16 @@ def _models() -> dict[str, Callable[[], sc.SpecChain]]:
     for score in ("dot", "general", "additive"):
         models[f"attention_{score}"] = partial(zoo.attention_seq2seq, 4, 6, 3, score=score)
     models |= {f"graph_{name}": build for name, (build, _) in GRAPHS.items()}
+    models["long_names"] = _long_names
     return models
+
+
+def _long_names() -> sc.SpecChain:
+    """Inline operations on the longest variable names: their lines wrap as ruff wraps them."""
+    a, b, c, d = (letter * 48 for letter in "abcd")
+    both = sc.branch(LSTM(4, 5, name=a), Reverse(name=b) >> LSTM(4, 5, name=c)) >> Concat()
+    added = sc.branch(Linear(10, 10, name=d), Identity()) >> Add()
+    return both >> added
 
 
 MODELS = _models()

@@ -9,6 +9,7 @@ String constants use double quotes unless that needs more escapes, as ruff prefe
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable, Mapping
 
@@ -56,8 +57,47 @@ def bracketed(head: str, items: Iterable[str], tail: str, indent: str) -> list[s
 
 def call(target: str, function: str, arguments: Iterable[str], indent: str) -> list[str]:
     """``target = function(arguments)`` (or a bare call when ``target`` is empty)."""
+    return assignment(target, f"{function}({', '.join(arguments)})", indent)
+
+
+def assignment(target: str, expression: str, indent: str) -> list[str]:
+    """``target = expression`` as ruff lays it out: on one line if it fits; else a call or a
+    tuple split after its opening bracket, one item per line (each split again while too
+    long); when even ``target = function(`` does not fit, the value goes in parentheses."""
     prefix = f"{target} = " if target else ""
-    return bracketed(f"{prefix}{function}(", arguments, ")", indent)
+    if len(f"{indent}{prefix}{expression}") <= LINE_LENGTH:
+        return [f"{indent}{prefix}{expression}"]
+    value = ast.parse(expression, mode="eval").body
+    opener = _opener(expression, value)
+    if opener is None or (target and len(f"{indent}{prefix}{opener}") > LINE_LENGTH):
+        inner = _expression(expression, value, indent + INDENT, "", "")
+        return [f"{indent}{prefix}(", *inner, f"{indent})"] if target else inner
+    return _expression(expression, value, indent, prefix, "")
+
+
+def _opener(source: str, node: ast.expr) -> str | None:
+    if isinstance(node, ast.Call):
+        return f"{ast.get_source_segment(source, node.func)}("
+    return "(" if isinstance(node, ast.Tuple) else None
+
+
+def _expression(source: str, node: ast.AST, indent: str, prefix: str, suffix: str) -> list[str]:
+    text = ast.get_source_segment(source, node) or ""
+    if len(f"{indent}{prefix}{text}{suffix}") <= LINE_LENGTH:
+        return [f"{indent}{prefix}{text}{suffix}"]
+    if isinstance(node, ast.keyword) and node.arg is not None:
+        return _expression(source, node.value, indent, f"{prefix}{node.arg}=", suffix)
+    opener = _opener(source, node) if isinstance(node, ast.expr) else None
+    if opener is None:
+        return [f"{indent}{prefix}{text}{suffix}"]  # nothing to split: ruff leaves it long
+    assert isinstance(node, (ast.Call, ast.Tuple))
+    items: list[ast.AST] = (
+        [*node.args, *node.keywords] if isinstance(node, ast.Call) else [*node.elts]
+    )
+    lines = [f"{indent}{prefix}{opener}"]
+    for item in items:
+        lines += _expression(source, item, indent + INDENT, "", ",")
+    return [*lines, f"{indent}){suffix}"]
 
 
 def mapping(name: str, items: Mapping[str, str], comment: str = "") -> list[str]:

@@ -69,7 +69,7 @@ def to_source(model: SpecChain, class_name: str = "Model", source: str | None = 
         attribute = names.attribute[node]
         if attribute not in built:
             built.add(attribute)
-            init_lines += _constructor(f"self.{attribute}", emitted.constructor)
+            init_lines += _assignment(f"self.{attribute}", emitted.constructor)
         forward_lines += _call(model, names, node, emitted, received, temporaries)
     forward_lines.append(f"{BODY}return {_input_expression(model, names, OUTPUT)}")
     helper_source = "\n\n\n".join(helpers.values())
@@ -103,18 +103,13 @@ def to_source(model: SpecChain, class_name: str = "Model", source: str | None = 
     return "\n\n\n".join(sections) + "\n"
 
 
-def _constructor(target: str, constructor: str) -> list[str]:
-    """``target = Module(arguments)``, its arguments one per line when the line is long."""
-    line = f"{BODY}{target} = {constructor}"
+def _assignment(target: str, expression: str) -> list[str]:
+    """``target = expression`` in a method body, laid out as ruff would (``layout.py``); an
+    emitter's text that does not parse is left as it is (compiling the file refuses it)."""
     try:
-        call = ast.parse(constructor, mode="eval").body
+        return layout.assignment(target, expression, BODY)
     except SyntaxError:
-        return [line]  # the emitter's own text: compiled (and refused) with the file
-    if len(line) <= layout.LINE_LENGTH or not isinstance(call, ast.Call):
-        return [line]
-    parts = [ast.get_source_segment(constructor, a) or "" for a in [*call.args, *call.keywords]]
-    function = ast.get_source_segment(constructor, call.func) or ""
-    return layout.call(target, function, parts, BODY)
+        return [f"{BODY}{target} = {expression}"]
 
 
 def _taken(names: Names) -> set[str]:
@@ -249,7 +244,7 @@ def _inline(model: SpecChain, names: Names, node: str, template: str) -> list[st
             f"names {error}, which its input does not have ({len(items)} item(s)); use {{x}}, "
             "{items} or {0} .. {n}"
         ) from None
-    return [f"{BODY}{names.variable[node]} = {expression}"]
+    return _assignment(names.variable[node], expression)
 
 
 def _emit(model: SpecChain, node: str, classes: dict[str, str]) -> Emitted:
