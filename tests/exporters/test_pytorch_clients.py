@@ -156,6 +156,7 @@ def test_export_scripts_traces_and_passes_its_own_test(name: str, tmp_path: Path
 # --- the attention decoder under tracing: a warning, never a silent wrong shape ---------------
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # T read while tracing, on purpose
 def test_tracing_the_attention_decoder_warns_and_scripting_follows_t(tmp_path: Path) -> None:
     model = ZOO["attention_seq2seq"].build().to(np.float64)
     names = pytorch.assign_names(model)
