@@ -250,8 +250,8 @@ def _export(args: argparse.Namespace) -> int:
 
     _check_export_folder(Path(args.out), args.force)
     model = resolve_model(args.model, args.custom, args)
-    written = pytorch.export(model, args.out, class_name=args.class_name)
-    print(f"wrote {written} with weights.npz, reference.npz and test_model.py")
+    written = pytorch.export(model, args.out, class_name=args.class_name, source=args.model)
+    print(f"wrote {written} with model.safetensors, reference.npz and test_model.py")
     if args.verify:  # the table ends with PASS, or FAIL naming the worst tensor: exit 1
         report = pytorch.verify(model, class_name=args.class_name)
         print(report)

@@ -38,7 +38,7 @@ def _export(model: SpecChain, name: str, out: Path) -> str:
     from specchain.exporters import pytorch
 
     target = out / "exports" / name
-    pytorch.export(model, target, class_name=_class_name(name))
+    pytorch.export(model, target, class_name=_class_name(name), source=f"zoo:{name}")
     if not _has_torch():
         return f"[{name}/model.py](exports/{name}/model.py) (install torch to verify)"
     report = pytorch.verify(model, class_name=_class_name(name))

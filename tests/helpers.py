@@ -3,6 +3,7 @@ bad-input table record (PyTorch's ``module_error_inputs`` style)."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -100,3 +101,17 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def unwrapped(source: str) -> str:
+    """Generated source with every statement on one line (``ast.unparse``: single quotes, no
+    docstring layout), so text checks do not depend on where the exporter wraps lines."""
+    return ast.unparse(ast.parse(source))
+
+
+def forward_arguments(source: str, class_name: str = "Model") -> list[str]:
+    """The argument names of the generated class's ``forward`` (its annotations aside)."""
+    tree = ast.parse(source)
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name]
+    (forward,) = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"]
+    return [a.arg for a in forward.args.args]

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+import safetensors.numpy
 
 from specchain.cli import build_parser, main
 from specchain.models import ZOO
@@ -68,8 +68,8 @@ def test_render_and_export(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     )
     assert code == 0
     assert "class S2S(nn.Module)" in (tmp_path / "e" / "model.py").read_text()
-    with np.load(tmp_path / "e" / "weights.npz", allow_pickle=False) as weights:
-        assert "lstm.weight_ih_l0" in weights.files
+    weights = safetensors.numpy.load_file(tmp_path / "e" / "model.safetensors")
+    assert "lstm.weight_ih_l0" in weights
     assert "max|diff|" in out
     assert out.splitlines()[-1].startswith("PASS: all 8 tensors within tolerance; worst: ")
 
@@ -120,7 +120,7 @@ def test_demo_writes_an_svg_and_an_export_per_zoo_model(
     for name in ZOO:
         assert (tmp_path / "diagrams" / f"{name}.svg").is_file()
         assert (tmp_path / "exports" / name / "model.py").is_file()
-        assert (tmp_path / "exports" / name / "weights.npz").is_file()
+        assert (tmp_path / "exports" / name / "model.safetensors").is_file()
     index = (tmp_path / "index.md").read_text()
     assert "held-out accuracy" in index and "MISMATCH" not in index
     assert all(f"diagrams/{name}.svg" in index for name in ZOO)

@@ -44,7 +44,11 @@ def test_design_users_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     from specchain.exporters import graphviz, pytorch
 
     pytorch.export(seq2seq, "out/", class_name="Seq2Seq")
-    assert {p.name for p in Path("out").iterdir()} >= {"model.py", "weights.npz", "test_model.py"}
+    assert {p.name for p in Path("out").iterdir()} >= {
+        "model.py",
+        "model.safetensors",
+        "test_model.py",
+    }
     assert pytorch.verify(seq2seq, x.astype(np.float64)).within(rtol=1e-7, atol=1e-9)
     assert graphviz.render(seq2seq, "seq2seq.svg").is_file()
 

@@ -155,8 +155,8 @@ def _emit_gru(spec: GRU, in_type: Type) -> pytorch.Emitted:
         spec, num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False
     )
     constructor = pytorch.call("nn.GRU", spec.input_size, spec.hidden_size, **options)
-    suffix = "" if spec.return_state else "[0]"
-    return pytorch.Emitted(constructor, splat=True, suffix=suffix, lengths="pack")
+    drop_state = not spec.return_state  # lstm, _ = self.lstm(x)
+    return pytorch.Emitted(constructor, splat=True, drop_state=drop_state, lengths="pack")
 
 
 @pytorch.emitter(GRUCell)

@@ -176,8 +176,8 @@ def _emit_rnn(spec: RNN, in_type: Type) -> pytorch.Emitted:
         bidirectional=False,
     )
     constructor = pytorch.call("nn.RNN", spec.input_size, spec.hidden_size, **options)
-    suffix = "" if spec.return_state else "[0]"
-    return pytorch.Emitted(constructor, splat=True, suffix=suffix, lengths="pack")
+    drop_state = not spec.return_state  # lstm, _ = self.lstm(x)
+    return pytorch.Emitted(constructor, splat=True, drop_state=drop_state, lengths="pack")
 
 
 @pytorch.emitter(RNNCell)

@@ -388,27 +388,34 @@ def _emit_last_step(spec: LastStep, in_type: Type) -> pytorch.Emitted:
 
 
 def _along_time(helper: str, spec: AlongTime, in_type: Type) -> pytorch.Emitted:
-    """``Helper(time axis[, batch axis])``, taking a padded batch's lengths as an argument."""
+    """Inline without lengths (``torch.flip(x, dims=(0,))``, ``x[-1]``); with a padded
+    batch's lengths, ``Helper(time axis[, batch axis])`` taking them as an argument."""
     rank = in_type.rank if isinstance(in_type, TensorType) else None
     _, batch = axes_for(in_type, 3 if rank is None else rank)
     extra = () if batch in (1, None) else (batch,)
-    emitted = pytorch.helper(helper, spec.time_axis(in_type), *extra)
-    return attrs.evolve(emitted, lengths="argument")
+    axis = spec.time_axis(in_type)
+    emitted = pytorch.helper(helper, axis, *extra)
+    if helper == "Reverse":
+        inline = f"torch.flip({{x}}, dims=({axis},))"
+    else:
+        inline = f"{{x}}[{':, ' * axis}-1]" if axis >= 0 else f"{{x}}.select({axis}, -1)"
+    return attrs.evolve(emitted, lengths="argument", inline=inline)
 
 
 @pytorch.emitter(Concat)
 def _emit_concat(spec: Concat, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("Concat", spec.axis)
+    return pytorch.inline(f"torch.cat({{items}}, dim={spec.axis})")
 
 
 @pytorch.emitter(Add)
 def _emit_add(spec: Add, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("Add")
+    count = len(in_type.items) if isinstance(in_type, TupleType) else 1
+    return pytorch.inline(" + ".join(f"{{{i}}}" for i in range(count)))
 
 
 @pytorch.emitter(Select)
 def _emit_select(spec: Select, in_type: Type) -> pytorch.Emitted:
-    return pytorch.helper("Select", spec.index)
+    return pytorch.inline(f"{{{spec.index}}}")
 
 
 @pytorch.emitter(TimeDistributed)

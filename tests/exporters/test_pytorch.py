@@ -2,9 +2,10 @@
 
 For each model, dtype and mode: the generated file parses, imports, ``load()`` loads its weights
 strictly, and the spec matches torch (outputs, input gradients and every parameter gradient) on
-the export shapes and two others. Then: the generated ``test_model.py`` passes on its own,
-``verify`` catches wrong modules, training with Adam follows the same loss curve in numpy and in
-torch, and weights come back from torch with ``load_torch_state``.
+the export shapes and two others, eager and compiled by ``torch.jit.script``. Then: the
+generated ``test_model.py`` passes on its own, ``verify`` catches wrong modules, training with
+Adam follows the same loss curve in numpy and in torch, and weights come back from torch with
+``load_torch_state``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import attrs
 import numpy as np
 import pytest
+import safetensors.numpy
 import torch
 
 import specchain as sc
@@ -133,6 +135,7 @@ def check_export(
         assert got[key].numpy().dtype == dtype, key
         np.testing.assert_array_equal(got[key].numpy(), value, err_msg=key)
     loaded.train(train)
+    scripted = torch.jit.script(loaded)  # every export here also compiles with TorchScript
     for sizes in SIZES:
         x = inputs(model, rng, sizes)
         report = verify(model, x, train=train, class_name=class_name)
@@ -146,10 +149,12 @@ def check_export(
         arguments = _to_torch(x) if len(names.arguments) > 1 else (_to_torch(x),)
         with torch.no_grad():
             theirs = _leaves(loaded(*arguments))
-        assert len(theirs) == len(_leaves(y))
-        for ours, t in zip(_leaves(y), theirs):
+            compiled = _leaves(scripted(*arguments))
+        assert len(theirs) == len(compiled) == len(_leaves(y))
+        for ours, t, c in zip(_leaves(y), theirs, compiled):
             assert t.numpy().dtype == ours.dtype
             np.testing.assert_allclose(t.numpy(), ours, rtol=rtol, atol=atol)
+            np.testing.assert_allclose(c.numpy(), ours, rtol=rtol, atol=atol)
     return generated
 
 
@@ -180,7 +185,7 @@ def test_zoo_sources_use_native_modules() -> None:
         "self.lstm = nn.LSTM(64, 64, num_layers=2, dropout=0.2)",
         "self.dropout = nn.Dropout(0.2)",
         "self.projection = nn.Linear(64, 50)",
-        "lstm = self.lstm(embedding)[0]",
+        "lstm, _ = self.lstm(embedding)",
     ):
         assert f"        {line}\n" in source
     bilstm = pytorch.to_source(ZOO["bilstm"].build())
@@ -196,18 +201,17 @@ def test_generated_test_file_passes(name: str, dtype: Any, tmp_path: Path) -> No
     export(ZOO[name].build().to(dtype), tmp_path)
     result = run_generated_test(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert "2 passed" in result.stdout  # eager and scripted
 
 
 def test_generated_test_file_fails_on_wrong_weights(tmp_path: Path) -> None:
     export(ZOO["seq2seq"].build(), tmp_path)
-    with np.load(tmp_path / "weights.npz") as data:
-        weights = {key: data[key] for key in data.files}
+    weights = safetensors.numpy.load_file(tmp_path / "model.safetensors")
     weights["head.bias"] = weights["head.bias"] + np.float32(1e-2)
-    np.savez(tmp_path / "weights.npz", **weights)  # type: ignore[arg-type]
+    safetensors.numpy.save_file(weights, tmp_path / "model.safetensors")
     result = run_generated_test(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "1 failed" in result.stdout
+    assert "2 failed" in result.stdout  # eager and scripted
 
 
 def run_generated_test(directory: Path) -> subprocess.CompletedProcess[str]:
@@ -229,14 +233,17 @@ def test_generated_test_file_imports_no_specchain(tmp_path: Path) -> None:
         modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}  # type: ignore[misc]
         assert not any(str(m).startswith("specchain") for m in modules), (file, modules)
+        if file == "model.py":  # torch and safetensors only: no numpy
+            assert not any(str(m).startswith("numpy") for m in modules), modules
+            assert "safetensors.torch" in modules
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "model.py",
+        "model.safetensors",
         "reference.npz",
         "test_model.py",
-        "weights.npz",
     ]
-    with np.load(tmp_path / "weights.npz", allow_pickle=False) as data:  # no pickles
-        assert set(data.files) == set(ZOO["seq2seq"].build().state_dict())
+    weights = safetensors.numpy.load_file(tmp_path / "model.safetensors")  # no pickles
+    assert set(weights) == set(ZOO["seq2seq"].build().state_dict())
 
 
 # --- graph shapes beyond the zoo ---------------------------------------------------------------
@@ -359,23 +366,24 @@ def test_bidirectional_branch_source() -> None:
     lanes = sc.branch(LSTM(8, 16), Reverse() >> LSTM(8, 12) >> Reverse())
     source = pytorch.to_source(lanes >> Concat() >> Linear(28, 4))
     for line in (
-        "self.reverse = Reverse(0)",
-        "self.concat = Concat(-1)",
-        "lstm = self.lstm(x)[0]",
-        "reverse = self.reverse(x)",
-        "lstm_1 = self.lstm_1(reverse)[0]",
-        "reverse_1 = self.reverse_1(lstm_1)",
-        "concat = self.concat((lstm, reverse_1))",
+        "lstm, _ = self.lstm(x)",
+        "reverse = torch.flip(x, dims=(0,))",
+        "lstm_1, _ = self.lstm_1(reverse)",
+        "reverse_1 = torch.flip(lstm_1, dims=(0,))",
+        "concat = torch.cat((lstm, reverse_1), dim=-1)",
     ):
         assert f"        {line}\n" in source, line
-    assert source.count("class Reverse(nn.Module)") == 1  # one helper, used twice
+    assert "class Model(nn.Module)" in source
+    assert source.count("(nn.Module)") == 1  # one-line operations inline: no helper class
+    assert "self.reverse" not in source and "self.concat" not in source
 
 
 def test_return_state_source() -> None:
     source = pytorch.to_source(GRAPHS["return_state_select"][0]())
     assert "        lstm = self.lstm(x)\n" in source  # the whole (output, (h_n, c_n))
-    assert "        select = self.select(lstm)\n" in source
-    assert "self.select = Select(1)" in source and "self.select_1 = Select(0)" in source
+    assert "        select = lstm[1]\n" in source
+    assert "        select_1 = select[0]\n" in source
+    assert "self.select" not in source
 
 
 def test_time_distributed_linear_is_a_plain_linear() -> None:
@@ -458,10 +466,11 @@ def test_verify_reports_a_wrong_activation(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_verify_refuses_a_wrong_output_structure(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An LSTM emitted without ``[0]`` returns ``(output, (h_n, c_n))``: never a silent match."""
+    """An LSTM emitted keeping its state returns ``(output, (h_n, c_n))``: never a silent
+    match."""
     model = LSTM(4, 5).as_chain()
     lstm = pytorch.emitter_for(LSTM(4, 5), "lstm").emit
-    without_index = pytorch.Emitter(lambda s, t: attrs.evolve(lstm(s, t), suffix=""))
+    without_index = pytorch.Emitter(lambda s, t: attrs.evolve(lstm(s, t), drop_state=False))
     monkeypatch.setitem(pytorch.EMITTERS, LSTM, without_index)
     with pytest.raises(ExportError, match=r"the exported module returns 3 arrays, the spec 1"):
         verify(model)

@@ -215,7 +215,7 @@ def test_a_no_twin_layer_under_time_distributed_is_refused(tmp_path: Path) -> No
         (
             pytorch.helper("Softsign"),
             r"the emitter of Bad asks for the helper class 'Softsign', which torch_helpers.py does "
-            r"not define \(it has Add, AttentionLSTM, Concat, ",
+            r"not define \(it has AttentionLSTM, LastStep, ",
         ),
     ],
     ids=["not_emitted", "unknown_helper"],

@@ -120,7 +120,7 @@ FUSED: dict[str, tuple[Build, str, tuple[str, ...]]] = {
             bidirectional(RNN, 8, 6, nonlinearity="relu")
             >> bidirectional(RNN, 12, 6, nonlinearity="relu")
         ),
-        "nn.RNN(8, 6, num_layers=2, nonlinearity='relu', bidirectional=True)",
+        'nn.RNN(8, 6, num_layers=2, nonlinearity="relu", bidirectional=True)',
         (
             "rnn",
             "reverse",

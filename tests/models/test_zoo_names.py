@@ -27,7 +27,7 @@ NAMED: dict[str, tuple[Callable[..., SpecChain], list[str], list[str], list[str]
         lambda **names: zoo.classifier(8, 6, 3, cell="gru", **names),
         ["gru", "last_step", "head"],
         ["rnn", "last_step", "fc"],
-        ["rnn", "last_step", "fc"],
+        ["rnn", "fc"],  # the last step is inline: rnn[-1]
     ),
     "two_layer": (
         lambda **names: zoo.two_layer(8, 6, 4, **names),

@@ -197,7 +197,7 @@ def test_export_verifies(score: str, lengths: bool) -> None:
     same output and gradients, with and without source and decoder lengths."""
     model = _model(score, lengths=lengths)
     source = pytorch.to_source(model)
-    arguments = "(3, 4, 2)" if score == "concat" else f"(3, 4, 2, {score!r})"
+    arguments = "(3, 4, 2)" if score == "concat" else f'(3, 4, 2, "{score}")'
     assert "class Model(AttentionLSTM):" in source  # one composite node: the class is it
     assert f"super().__init__{arguments}" in source
     report = pytorch.verify(model)

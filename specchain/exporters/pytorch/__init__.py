@@ -1,10 +1,13 @@
 """PyTorch export: idiomatic source + weights + proof of equivalence, and import back.
 
-- ``to_source(model, class_name)`` writes one ``nn.Module`` class (``source.py``); each node's
-  line comes from the emitter registered for its spec's class (``emitters.py``).
-- ``export(model, out_dir)`` writes ``model.py``, ``weights.npz`` (no pickle), ``reference.npz``
-  (inputs and outputs recorded now) and ``test_model.py`` (a pytest file that checks them)
-  (``files.py``).
+- ``to_source(model, class_name)`` writes one ``nn.Module`` class (``source.py``): typed,
+  ``torch.jit.script``-able, ruff-clean; each node's statement comes from the emitter registered
+  for its spec's class (``emitters.py``), a module call or an inline expression
+  (``pytorch.inline("torch.cat({items}, dim=-1)")``); structures that one torch module computes
+  exactly are fused first (``fusion.py``: stacked layers, bidirectional lanes).
+- ``export(model, out_dir)`` writes ``model.py``, ``model.safetensors`` (no pickle),
+  ``reference.npz`` (inputs and outputs recorded now) and ``test_model.py`` (a pytest file that
+  checks them, eager and scripted) (``files.py``).
 - ``verify(model, inputs)`` runs the spec and the generated module side by side and returns a
   ``VerifyReport``: the largest differences of outputs, input gradients and every parameter
   gradient, the numerics contract's tolerances for their dtype, ``.ok`` and a ``PASS``/``FAIL``
@@ -38,6 +41,7 @@ from specchain.exporters.pytorch.emitters import (
     emitter_for,
     helper,
     helper_classes,
+    inline,
     no_torch_twin,
     non_default,
     pointwise_kinds,
@@ -69,6 +73,7 @@ __all__ = [
     "export",
     "helper",
     "helper_classes",
+    "inline",
     "load_module_class",
     "load_torch_state",
     "no_torch_twin",

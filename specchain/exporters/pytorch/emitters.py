@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from specchain.exporters.pytorch.layout import literal
 from specchain.pack import Pack
 from specchain.spec import NNModuleSpec
 from specchain.types import SpecError, Type
@@ -33,10 +34,6 @@ from specchain.types import SpecError, Type
 HELPER_CLASSES = (
     "Reverse",
     "LastStep",
-    "Concat",
-    "Add",
-    "Select",
-    "Pack",
     "ScaledDropout",
     "MaskedDropout",
     "OneHot",
@@ -58,11 +55,17 @@ class Emitted:
     ``constructor`` builds the attribute (``nn.Linear(8, 4)``); ``helper`` names the class it
     needs, copied into the file: one of ``torch_helpers.py``, or a class of your own whose source
     (``class Name(nn.Module): ...``, using only ``torch``, ``nn`` and ``F``) is ``helper_source``;
-    ``splat`` passes a tuple input as separate arguments (``lstm(x, (h0, c0))``); ``suffix``
-    post-processes the call (``[0]``: output without state). ``lengths`` says how the node takes
-    a padded batch's lengths, when its input carries them: ``"pack"`` (its first argument is
-    wrapped with ``pack_padded_sequence`` and its output's first item unpacked, as ``nn.LSTM``
-    needs) or ``"argument"`` (the lengths follow as extra arguments, one per padded input).
+    ``splat`` passes a tuple input as separate arguments (``lstm(x, (h0, c0))``);
+    ``drop_state`` says the call returns ``(output, state)`` of which the node keeps the output
+    (written ``lstm, _ = self.lstm(x)``); ``suffix`` post-processes the call (``[0]``).
+    ``inline`` is a one-line tensor expression written instead of a module call when the node
+    takes no lengths (``torch.cat({items}, dim=-1)``): ``{x}`` is the input expression, ``{0}``,
+    ``{1}``, ... the items of a tuple input and ``{items}`` their tuple; an inline-only node has
+    an empty ``constructor`` and no attribute (see ``pytorch.inline``). ``lengths`` says how
+    the node takes a padded batch's lengths, when its input carries them: ``"pack"`` (its first
+    argument is wrapped with ``pack_padded_sequence`` and its output's first item unpacked, as
+    ``nn.LSTM`` needs) or ``"argument"`` (the lengths follow as extra arguments, one per padded
+    input).
     """
 
     constructor: str
@@ -71,6 +74,8 @@ class Emitted:
     suffix: str = ""
     helper_source: str | None = None
     lengths: str = attrs.field(default="", validator=attrs.validators.in_(("", "pack", "argument")))
+    drop_state: bool = False
+    inline: str = ""
 
 
 EmitFunction = Callable[[Any, Type], Emitted]
@@ -174,8 +179,9 @@ def pointwise_kinds() -> list[str]:
 
 
 def call(name: str, *args: Any, **kwargs: Any) -> str:
-    """``name(arg, key=value)`` with every constant written by ``repr``."""
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    """``name(arg, key=value)`` with every constant written as a literal (``repr``; strings in
+    double quotes, as ruff formats them)."""
+    parts = [literal(a) for a in args] + [f"{k}={literal(v)}" for k, v in kwargs.items()]
     return f"{name}({', '.join(parts)})"
 
 
@@ -188,6 +194,13 @@ def helper(name: str, *args: Any, source: str | None = None) -> Emitted:
     """An attribute built from the helper class ``name``: one of ``torch_helpers.py``, or, with
     ``source``, a class of your own (its ``class name(nn.Module)`` definition as text)."""
     return Emitted(call(name, *args), helper=name, helper_source=source)
+
+
+def inline(template: str) -> Emitted:
+    """A node written as a one-line tensor expression, with no module: ``template`` uses
+    ``{x}`` (the input), ``{0}``, ``{1}``, ... (the items of a tuple input) and ``{items}``
+    (their tuple), e.g. ``pytorch.inline("torch.cat({items}, dim=-1)")``."""
+    return Emitted("", inline=template)
 
 
 def sibling_text(name: str) -> str:
@@ -208,5 +221,5 @@ def helper_classes() -> dict[str, str]:
 
 @emitter(Pack)
 def _emit_pack(spec: Pack, in_type: Type) -> Emitted:
-    """The graph's own tuple-grouping node (``specchain.pack``)."""
-    return helper("Pack")
+    """The graph's own tuple-grouping node (``specchain.pack``): the tuple of its inputs."""
+    return inline("{items}")

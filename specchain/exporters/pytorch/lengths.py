@@ -16,9 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeAlias
 
+import attrs
+
 from specchain import graph as g
 from specchain.chain import SpecChain
+from specchain.exporters.pytorch import layout
 from specchain.exporters.pytorch.emitters import ExportError
+from specchain.exporters.pytorch.namespace import Namespace
 from specchain.exporters.pytorch.naming import Names
 from specchain.graph import INPUT
 from specchain.padded import axes_for
@@ -111,27 +115,52 @@ def _by_time_symbol(carried: Carried, t: Type) -> dict[object, str]:
 # --- the lines of a node that takes lengths ------------------------------------------------------
 
 
-def packed_call(
-    variable: str, callee: str, arguments: list[str], suffix: str, lengths: str, in_type: Type
-) -> list[str]:
-    """``nn.LSTM`` on a padded batch: its first argument packed with ``pack_padded_sequence``,
-    the first item of its output padded back (zeros past each length, ``total_length`` T)."""
-    x_type = in_type.items[0] if isinstance(in_type, TupleType) else in_type
-    rank = x_type.rank if isinstance(x_type, TensorType) else None
-    time, batch = axes_for(x_type, 3 if rank is None else rank)
-    first, batch_first = arguments[0], batch == 0
-    packed = (
-        f"nn.utils.rnn.pack_padded_sequence({first}, {lengths}.cpu(), "
-        f"batch_first={batch_first}, enforce_sorted=False)"
-    )
-    unpacked = (
-        f"nn.utils.rnn.pad_packed_sequence({variable}[0], batch_first={batch_first}, "
-        f"total_length={first}.size({time}))[0]"
-    )
-    lines = [f"{variable} = {callee}({', '.join([packed, *arguments[1:]])})"]
-    if suffix == "[0]":
-        return [*lines, f"{variable} = {unpacked}"]
-    return [*lines, f"{variable} = ({unpacked}, {variable}[1]){suffix}"]
+@attrs.frozen
+class PackedCall:
+    """``nn.LSTM`` (or GRU, RNN) on a padded batch: its first argument packed with
+    ``pack_padded_sequence``, its output padded back (zeros past each length, ``total_length``
+    T), each value under its own name so that ``torch.jit.script`` sees one type per name::
+
+        x_packed = nn.utils.rnn.pack_padded_sequence(x, x_lengths.cpu(), enforce_sorted=False)
+        lstm_packed, _ = self.lstm(x_packed)
+        lstm, _ = nn.utils.rnn.pad_packed_sequence(lstm_packed, total_length=x.size(0))
+    """
+
+    variable: str
+    callee: str
+    arguments: list[str]
+    lengths: str
+    in_type: Type
+    indent: str
+
+    def lines(self, drop_state: bool, suffix: str, names: Namespace) -> list[str]:
+        x_type = self.in_type.items[0] if isinstance(self.in_type, TupleType) else self.in_type
+        rank = x_type.rank if isinstance(x_type, TensorType) else None
+        time, batch = axes_for(x_type, 3 if rank is None else rank)
+        first = self.arguments[0]
+        batch_first = ["batch_first=True"] if batch == 0 else []
+        packed_in = names.create(f"{first}_packed")
+        packed_out = names.create(f"{self.variable}_packed")
+        rnn = "nn.utils.rnn"
+        pack = [first, f"{self.lengths}.cpu()", *batch_first, "enforce_sorted=False"]
+        pad = [packed_out, *batch_first, f"total_length={first}.size({time})"]
+        lines = layout.call(packed_in, f"{rnn}.pack_padded_sequence", pack, self.indent)
+        if drop_state:
+            lines += layout.call(
+                f"{packed_out}, _", self.callee, [packed_in, *self.arguments[1:]], self.indent
+            )
+            lines += layout.call(
+                f"{self.variable}, _", f"{rnn}.pad_packed_sequence", pad, self.indent
+            )
+            if suffix:
+                lines.append(f"{self.indent}{self.variable} = {self.variable}{suffix}")
+            return lines
+        state, padded = names.create(f"{self.variable}_state"), names.create(self.variable)
+        lines += layout.call(
+            f"{packed_out}, {state}", self.callee, [packed_in, *self.arguments[1:]], self.indent
+        )
+        lines += layout.call(f"{padded}, _", f"{rnn}.pad_packed_sequence", pad, self.indent)
+        return [*lines, f"{self.indent}{self.variable} = ({padded}, {state}){suffix}"]
 
 
 def output_lengths_argument(chain: SpecChain, names: Names) -> int | None:

@@ -24,6 +24,8 @@ MODULE_ATTRIBUTES = frozenset(
 )
 FILE_NAMES = frozenset(
     {"self", "torch", "nn", "F", "np", "numpy", "load", "Path", "annotations", "super", "x"}
+    | {"warnings", "load_file", "safetensors", "load_checkpoint"}
+    | {"l", "O", "I"}  # ruff's E741: ambiguous variable names
 )
 
 

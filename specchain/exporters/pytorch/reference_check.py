@@ -1,7 +1,9 @@
 """Copied verbatim into an export as ``test_model.py``: a pytest file that checks that
-``model.py`` with ``weights.npz`` reproduces the outputs specchain recorded in ``reference.npz``.
+``model.py`` with ``model.safetensors`` reproduces the outputs specchain recorded in
+``reference.npz``, as loaded (eager) and compiled by ``torch.jit.script``.
 
-It imports only numpy and torch, never specchain.
+It imports only numpy, pytest and torch (``model.py`` itself needs torch and safetensors),
+never specchain.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 HERE = Path(__file__).parent
@@ -45,8 +48,12 @@ def _flat(value: Any) -> list[Any]:
     return [value]
 
 
-def test_reproduces_reference_outputs() -> None:
-    model = _exported_module().load(HERE / "weights.npz")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("mode", ["eager", "scripted"])
+def test_reproduces_reference_outputs(mode: str) -> None:
+    model = _exported_module().load(HERE / "model.safetensors")
+    if mode == "scripted":
+        model = torch.jit.script(model)
     with np.load(HERE / "reference.npz", allow_pickle=False) as data:
         structure = json.loads(str(data["structure"]))
         inputs = [torch.from_numpy(a) for a in _ordered(data, "input_")]

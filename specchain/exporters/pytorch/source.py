@@ -1,12 +1,16 @@
 """``to_source``: the text of a standalone ``model.py`` for a ``SpecChain``.
 
-One ``nn.Module`` class: ``__init__`` creates one attribute per node (a spec used at several nodes
-is one shared module), ``forward`` is straight-line code in graph order, one line per node. Each
-node's line comes from the emitter registered for its spec's class (``emitters.py``): native
-modules where they exist (``nn.LSTM``, ``nn.Linear``, ...), helper classes copied from
-``torch_helpers.py`` for the rest. Every identifier comes from one ``Namespace``; every constant is
-written with ``repr``; user text appears only ``repr``'d: in string literals, and in the comment
-that names the nodes a fused module replaces (``fusion.py``), never as code.
+One ``nn.Module`` class: ``__init__`` creates one attribute per node that needs a module (a spec
+used at several nodes is one shared module), ``forward`` is typed, straight-line code in graph
+order, one statement per node. Each node's statement comes from the emitter registered for its
+spec's class (``emitters.py``): native modules where they exist (``lstm, _ = self.lstm(x)``),
+one-line tensor expressions written inline (``torch.cat((a, b), dim=-1)``), helper classes
+copied from ``torch_helpers.py`` for the rest. Every identifier comes from one ``Namespace``;
+every constant is a literal; user text appears only inside string literals and, made safe, in
+docstrings and, ``repr``'d, in the comment naming the nodes a fused module replaces
+(``fusion.py``: stacked layers and bidirectional lanes become one ``nn.LSTM``). The layout
+is ruff's (``layout.py``): the file passes ``ruff check`` and ``ruff format --check`` with
+default settings, and ``torch.jit.script`` compiles the class.
 """
 
 from __future__ import annotations
@@ -15,23 +19,33 @@ import ast
 
 from specchain import graph as g
 from specchain.chain import SpecChain
-from specchain.exporters.pytorch import fusion, lengths
+from specchain.exporters.pytorch import filetext, fusion, layout, lengths
 from specchain.exporters.pytorch.emitters import Emitted, ExportError, emitter_for, helper_classes
-from specchain.exporters.pytorch.namespace import is_identifier
+from specchain.exporters.pytorch.namespace import Namespace, is_identifier
 from specchain.exporters.pytorch.naming import Names, assign_names, shadows_file_name
 from specchain.graph import INPUT, OUTPUT
 from specchain.inputs import Input
-from specchain.types import TupleType
+from specchain.types import TensorType, TupleType, Type
+
+BODY = layout.INDENT * 2  # the indentation of a method's statements
+TRACE_NOTE = (
+    "Tracing (torch.jit.trace, legacy ONNX export) would fix the decoder length of {nodes} "
+    "to the traced one: it warns. Script the module instead."
+)
 
 
-def to_source(model: SpecChain, class_name: str = "Model") -> str:
-    """The text of a standalone ``model.py`` defining ``class_name`` and ``load(weights_path)``."""
+def to_source(model: SpecChain, class_name: str = "Model", source: str | None = None) -> str:
+    """The text of a standalone ``model.py`` defining ``class_name`` and ``load(weights_path)``.
+
+    ``source`` names the model in the module docstring (e.g. ``"zoo:seq2seq"``); by default
+    the docstring describes the graph."""
     from specchain import __version__
 
     names = assign_names(model, class_name)
     fused = fusion.fuse(model)  # names are those of the fused chain: emit that
     model = fused.chain
     base, super_init = "nn.Module", "super().__init__()"
+    temporaries = Namespace(reserved=_taken(names))
     init_lines: list[str] = []
     forward_lines: list[str] = []
     helpers: dict[str, str] = {}  # class name -> its source, in order of first use
@@ -41,11 +55,20 @@ def to_source(model: SpecChain, class_name: str = "Model") -> str:
     carried = lengths.flow(model, _input_lengths(model, names))
     for node in model.nodes:
         if isinstance(model.spec(node), Input):  # an argument, or a type check: no module
-            value = _arguments(model, names, node, splat=False)
+            value = _input_expression(model, names, node)
             if value != names.variable[node]:
-                forward_lines.append(f"{names.variable[node]} = {value}")
+                forward_lines.append(f"{BODY}{names.variable[node]} = {value}")
             continue
         emitted = _emit(model, node, classes)
+        received = carried[node][0]
+        if emitted.inline and not _needs_lengths(model, node, received):
+            forward_lines += _inline(model, names, node, emitted.inline)
+            continue
+        if not emitted.constructor:
+            raise ExportError(
+                f"node {node!r}: the emitter of {model.spec(node).kind} writes it inline only, "
+                "which cannot take a padded batch's lengths; export the model without lengths"
+            )
         if emitted.helper is not None:
             _add_helper(helpers, node, emitted, classes, names)
         attribute = names.attribute[node]
@@ -54,58 +77,121 @@ def to_source(model: SpecChain, class_name: str = "Model") -> str:
             super_init = "super().__init__" + emitted.constructor.removeprefix(base)
         elif attribute not in built:
             built.add(attribute)
-            init_lines += [*fused.comments(node), f"self.{attribute} = {emitted.constructor}"]
-        forward_lines += _call(model, names, node, emitted, carried[node][0])
-    forward_lines.append(f"return {_input_expression(model, names, OUTPUT)}")
-    node_names = {names.variable[n]: fused.origin(n) for n in model.nodes}
-    helper_source = "\n\n".join(helpers.values())
-    signature = ", ".join(("self", *names.signature()))
-    header = [
-        f'"""PyTorch module generated by specchain {__version__}; regenerate rather than edit.',
-        "",
-        "Weights load by exact state_dict names with strict=True; see load().",
-        '"""',
-        "",
-        "from __future__ import annotations",
-        "",
-        "from pathlib import Path",
-        "",
-        "import numpy as np",
-        "import torch",
-        *(["import torch.nn.functional as F"] if "F." in helper_source else []),
-        "from torch import nn",
-        "",
-        f"INPUT_TYPE = {str(model.in_type)!r}",
-        f"OUTPUT_TYPE = {str(model.out_type)!r}",
-        f"NODE_NAMES = {node_names!r}  # variable -> node name in the specchain graph",
-        'WEIGHTS = Path(__file__).with_name("weights.npz")',
-    ]
+            init_lines += [f"{BODY}{line}" for line in fused.comments(node)]
+            init_lines += _assignment(f"self.{attribute}", emitted.constructor)
+        forward_lines += _call(model, names, node, emitted, received, temporaries)
+    forward_lines.append(f"{BODY}return {_input_expression(model, names, OUTPUT)}")
+    helper_source = "\n\n\n".join(helpers.values())
+    summary = _summary(model, names, __version__, source)
     body = [
         f"class {class_name}({base}):",
-        "    def __init__(self) -> None:",
-        f"        {super_init}",
-        *(f"        {line}" for line in init_lines),
+        *filetext.class_docstring(summary),
         "",
-        f"    def forward({signature}):",
-        *(f"        {line}" for line in forward_lines),
+        f"{layout.INDENT}def __init__(self) -> None:",
+        f"{BODY}{super_init}",
+        *init_lines,
+        "",
+        *_signature(model, names),
+        *forward_lines,
+        "",
+        *filetext.load_checkpoint_method(),
     ]
-    loader = [
-        f"def load(weights_path: str | Path = WEIGHTS) -> {class_name}:",
-        '    """The module with its weights (strict), in eval mode, in the weights\' dtype."""',
-        "    with np.load(weights_path, allow_pickle=False) as data:",
-        "        state = {key: torch.from_numpy(data[key]) for key in data.files}",
-        f"    model = {class_name}()",
-        "    dtypes = {tensor.dtype for tensor in state.values()}",
-        "    if len(dtypes) == 1:",
-        "        model.to(dtypes.pop())",
-        "    model.load_state_dict(state, strict=True)",
-        "    return model.eval()",
+    code = "\n".join([helper_source, *body])
+    node_names = {names.variable[n]: _origin(fused, n) for n in model.nodes}
+    header = [
+        *filetext.module_docstring(summary),
+        "",
+        *filetext.imports(code),
+        "",
+        *filetext.constants(str(model.in_type), str(model.out_type), node_names),
     ]
     sections = ["\n".join(header)]
     if helper_source:
         sections.append(helper_source.rstrip())
-    sections += ["\n".join(body), "\n".join(loader)]
+    sections += ["\n".join(body), "\n".join(filetext.loader(class_name))]
     return "\n\n\n".join(sections) + "\n"
+
+
+def _origin(fused: fusion.Fusion, node: str) -> str:
+    """The model's node behind ``node`` of the fused chain (the fused nodes, comma-joined)."""
+    origin = fused.origin(node)
+    return origin if isinstance(origin, str) else ", ".join(origin)
+
+
+def _assignment(target: str, expression: str) -> list[str]:
+    """``target = expression`` in a method body, laid out as ruff would (``layout.py``); an
+    emitter's text that does not parse is left as it is (compiling the file refuses it)."""
+    try:
+        return layout.assignment(target, expression, BODY)
+    except SyntaxError:
+        return [f"{BODY}{target} = {expression}"]
+
+
+def _taken(names: Names) -> set[str]:
+    """Every identifier of the file, so that temporaries never shadow one."""
+    return {
+        names.class_name,
+        *names.signature(),
+        *names.attribute.values(),
+        *names.variable.values(),
+    }
+
+
+def _summary(model: SpecChain, names: Names, version: str, source: str | None) -> filetext.Summary:
+    modules = [n for n in model.nodes if not isinstance(model.spec(n), Input)]
+    nodes = tuple(f"{names.variable[n]} ({model.spec(n).kind})" for n in modules)
+    safe = layout.doc_text
+    described = safe(source) if source else f"a specchain SpecChain of {len(modules)} layers"
+    arguments = tuple(
+        (argument, safe(str(t)))
+        for argument, t in zip(names.signature(), _argument_types(model, names))
+    )
+    # the attention decoder loops over the decoder steps: a trace would fix their number
+    looping = [names.variable[n] for n in modules if model.spec(n).kind == "AttentionLSTM"]
+    note = TRACE_NOTE.format(nodes=", ".join(looping)) if looping else ""
+    return filetext.Summary(
+        version, described, names.class_name, arguments, safe(str(model.out_type)), nodes, note
+    )
+
+
+def _argument_types(model: SpecChain, names: Names) -> list[Type]:
+    """The type of each ``forward`` argument after ``self`` (a lengths argument is int[B])."""
+    in_type = model.in_type
+    items = (
+        list(in_type.items)
+        if len(names.arguments) > 1 and isinstance(in_type, TupleType)
+        else [in_type]
+    )
+    out: list[Type] = []
+    for i, item in enumerate(items):
+        out.append(item)
+        if i in names.lengths:
+            out.append(TensorType(("B",), "int"))
+    return out
+
+
+def annotation(t: Type) -> str:
+    """The TorchScript-compatible annotation of a value of type ``t``."""
+    if isinstance(t, TupleType):
+        return f"tuple[{', '.join(annotation(item) for item in t.items)}]"
+    return "torch.Tensor"
+
+
+def _signature(model: SpecChain, names: Names) -> list[str]:
+    """``def forward(self, x: torch.Tensor) -> torch.Tensor:``, exploded when long."""
+    typed = [
+        f"{argument}: {annotation(t)}"
+        for argument, t in zip(names.signature(), _argument_types(model, names))
+    ]
+    tail = f") -> {annotation(model.out_type)}:"
+    return layout.bracketed("def forward(", ["self", *typed], tail, layout.INDENT)
+
+
+def _needs_lengths(model: SpecChain, node: str, received: lengths.Carried) -> bool:
+    """True when ``node`` takes the lengths its input carries (a module call, not inline)."""
+    spec, in_type = model.spec(node), model.graph.nodes[node]["in_type"]
+    used = lengths.carried_names(received)
+    return bool(used) and spec.takes_lengths and not spec.acts_per_step(in_type)
 
 
 def _check_lengths(model: SpecChain, names: Names) -> None:
@@ -128,25 +214,52 @@ def _input_lengths(model: SpecChain, names: Names) -> lengths.Carried:
 
 
 def _call(
-    model: SpecChain, names: Names, node: str, emitted: Emitted, received: lengths.Carried
+    model: SpecChain,
+    names: Names,
+    node: str,
+    emitted: Emitted,
+    received: lengths.Carried,
+    temporaries: Namespace,
 ) -> list[str]:
-    """The forward lines of one node: its call, and with lengths, how it takes them."""
-    spec, in_type = model.spec(node), model.graph.nodes[node]["in_type"]
+    """The forward statements of one module node: its call, and with lengths, how it takes
+    them."""
+    spec = model.spec(node)
     variable, callee = names.variable[node], f"self.{names.attribute[node]}"
-    used = lengths.carried_names(received)
-    plain = _arguments(model, names, node, emitted.splat)
-    if used and spec.takes_lengths and not spec.acts_per_step(in_type):
+    arguments = _argument_list(model, names, node, emitted.splat)
+    if _needs_lengths(model, node, received):
+        used = lengths.carried_names(received)
         if emitted.lengths == "pack":
             items = _argument_items(model, names, node)
-            return lengths.packed_call(variable, callee, items, emitted.suffix, used[0], in_type)
+            in_type = model.graph.nodes[node]["in_type"]
+            packed = lengths.PackedCall(variable, callee, items, used[0], in_type, BODY)
+            return packed.lines(emitted.drop_state, emitted.suffix, temporaries)
         if emitted.lengths != "argument":
             raise ExportError(
                 f"node {node!r}: {spec.kind} takes a padded batch's lengths, but its emitter "
                 "does not say how the exported module takes them (pytorch.Emitted(..., "
                 "lengths='pack' or 'argument')); export the model without lengths"
             )
-        plain = ", ".join([plain, *_lengths_arguments(received)])
-    return [f"{variable} = {callee}({plain}){emitted.suffix}"]
+        arguments += _lengths_arguments(received)
+    target = f"{variable}, _" if emitted.drop_state else variable
+    lines = layout.call(target, callee, arguments, BODY)
+    if emitted.suffix:
+        lines[-1] += emitted.suffix
+    return lines
+
+
+def _inline(model: SpecChain, names: Names, node: str, template: str) -> list[str]:
+    """``variable = expression``: the emitter's template filled with the input's expressions."""
+    items = _argument_items(model, names, node)
+    whole = _input_expression(model, names, node)
+    try:
+        expression = template.format(*items, x=whole, items=_tuple(items))
+    except (IndexError, KeyError) as error:
+        raise ExportError(
+            f"node {node!r}: the inline template {template!r} of {model.spec(node).kind} "
+            f"names {error}, which its input does not have ({len(items)} item(s)); use {{x}}, "
+            "{items} or {0} .. {n}"
+        ) from None
+    return _assignment(names.variable[node], expression)
 
 
 def _emit(model: SpecChain, node: str, classes: dict[str, str]) -> Emitted:
@@ -218,14 +331,12 @@ def _check_user_helper(node: str, name: str, source: str, names: Names) -> None:
         )
 
 
-def _arguments(model: SpecChain, names: Names, node: str, splat: bool) -> str:
-    edges = g.in_edges(model.graph, node)
-    if len(edges) == 1 and edges[0][1] is None:
-        expression = _value(names, *edges[0][0:1], edges[0][2])
-        is_tuple = isinstance(model.graph.nodes[node]["in_type"], TupleType)
-        return f"*{expression}" if splat and is_tuple else expression
-    items = [_value(names, src, index) for src, _, index in edges]
-    return ", ".join(items) if splat else _tuple(items)
+def _argument_list(model: SpecChain, names: Names, node: str, splat: bool) -> list[str]:
+    """The positional arguments of a node's call: each item of a tuple input when ``splat``
+    (``x, (h0, c0)``), else the input as one value."""
+    if splat:
+        return _argument_items(model, names, node)
+    return [_input_expression(model, names, node)]
 
 
 def _lengths_arguments(received: lengths.Carried) -> list[str]:

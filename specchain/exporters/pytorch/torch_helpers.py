@@ -2,12 +2,17 @@
 
 The exporter reads this file as text (``emitters.helper_classes``, with ``ast``; it never imports
 it, so exporting needs no torch) and copies the classes a model needs into the generated
-``model.py``. Each class must therefore be self-contained: it may use only ``torch``, ``nn`` and
-``F``. Keeping them here, as real code, lets the tests import and check them directly. An emitter
-names the class it needs with ``pytorch.helper("Reverse", axis)``.
+``model.py``. Each class must therefore be self-contained: it may use only ``torch``, ``nn``,
+``F`` and ``warnings``, and be ``torch.jit.script``-able. Lines stay within 88 columns (ruff's
+default) so that the generated file passes ``ruff format --check`` as it is. Keeping them here,
+as real code, lets the tests import and check them directly. An emitter names the class it
+needs with ``pytorch.helper("Reverse", axis)``. One-line operations (``torch.cat``, ``x[-1]``)
+are written inline by their emitters, not here.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -15,15 +20,22 @@ from torch import nn
 
 
 class Reverse(nn.Module):
-    """Flip the time axis: ``y[t] = x[T - 1 - t]``; with ``lengths``, each sequence within its
-    length (its padding stays in place)."""
+    """Flip the time axis: ``y[t] = x[T - 1 - t]``; with ``lengths``, each sequence
+    within its length (its padding stays in place)."""
 
     def __init__(self, axis: int, batch_axis: int = 1) -> None:
         super().__init__()
         self.axis = axis
         self.batch_axis = batch_axis
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}, batch_axis={self.batch_axis}"
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if lengths is None:
             return torch.flip(x, dims=(self.axis,))
         steps = torch.arange(x.shape[self.axis], device=x.device)
@@ -38,15 +50,22 @@ class Reverse(nn.Module):
 
 
 class LastStep(nn.Module):
-    """The last time step: ``[T, B, F]`` -> ``[B, F]``; with ``lengths``, each sequence's last
-    valid step."""
+    """The last time step: ``[T, B, F]`` -> ``[B, F]``; with ``lengths``, each
+    sequence's last valid step."""
 
     def __init__(self, axis: int, batch_axis: int = 1) -> None:
         super().__init__()
         self.axis = axis
         self.batch_axis = batch_axis
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}, batch_axis={self.batch_axis}"
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if lengths is None:
             return x.select(self.axis, -1)
         shape = [1] * x.dim()
@@ -56,63 +75,31 @@ class LastStep(nn.Module):
         return x.gather(self.axis, index).squeeze(self.axis)
 
 
-class Concat(nn.Module):
-    """Concatenate a tuple of tensors along ``axis``."""
-
-    def __init__(self, axis: int) -> None:
-        super().__init__()
-        self.axis = axis
-
-    def forward(self, xs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        return torch.cat(xs, dim=self.axis)
-
-
-class Add(nn.Module):
-    """Sum a tuple of tensors."""
-
-    def forward(self, xs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        total = xs[0]
-        for x in xs[1:]:
-            total = total + x
-        return total
-
-
-class Select(nn.Module):
-    """Item ``index`` of a tuple."""
-
-    def __init__(self, index: int) -> None:
-        super().__init__()
-        self.index = index
-
-    def forward(self, xs: tuple[object, ...]) -> object:
-        return xs[self.index]
-
-
-class Pack(nn.Module):
-    """Group values into one tuple."""
-
-    def forward(self, xs: tuple[object, ...]) -> tuple[object, ...]:
-        return tuple(xs)
-
-
 class ScaledDropout(nn.Module):
-    """TorchLean's deterministic dropout: ``y = (1 - p) * x`` in training and inference."""
+    """TorchLean's deterministic dropout: ``y = (1 - p) * x``, training or not."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * (1.0 - self.p)
 
 
 class MaskedDropout(nn.Module):
-    """Dropout with a given 0/1 keep mask: ``(x, keep)`` -> ``x * keep / (1 - p)`` in training.
-    The mask is data, not a variable: no gradient flows into it (as in the spec)."""
+    """Dropout with a given 0/1 keep mask: ``(x, keep)`` -> ``x * keep / (1 - p)``
+    in training. The mask is data, not a variable: no gradient flows into it (as in
+    the spec)."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, keep = inputs
@@ -123,32 +110,50 @@ class MaskedDropout(nn.Module):
 
 
 class OneHot(nn.Module):
-    """Integer indices (any integer dtype) -> one-hot vectors in the module's float dtype."""
+    """Integer indices (any integer dtype) -> one-hot vectors in the module's dtype."""
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.num_classes = num_classes
+        # follows .double() / .to(dtype) like a parameter would, but is not saved
         self.register_buffer("dtype_probe", torch.zeros(()), persistent=False)
 
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(x.long(), self.num_classes).to(self.get_buffer("dtype_probe").dtype)
+        one_hot = F.one_hot(x.long(), self.num_classes)
+        return one_hot.to(self.dtype_probe.dtype)
 
 
 class AttentionLSTM(nn.Module):
     """Encoder LSTM, attention over its outputs, LSTMCell decoder on [input; context].
 
-    ``score`` of the decoder state ``s [B, H]`` against each encoder output ``e_j``:
-    ``"concat"`` ``w^T [s; e_j] + b``, ``"dot"`` ``s . e_j`` (Luong et al. 2015), ``"general"``
-    ``s^T W_a e_j`` (Luong et al. 2015), ``"additive"`` ``v^T tanh(W [s; e_j] + b)`` (Bahdanau
-    et al. 2015)."""
+    ``(source [S, B, I], decoder_inputs [T, B, I])`` -> ``[T, B, O]``. ``score`` of the
+    decoder state ``s [B, H]`` against each encoder output ``e_j``: ``"concat"``
+    ``w^T [s; e_j] + b``, ``"dot"`` ``s . e_j`` (Luong et al. 2015), ``"general"``
+    ``s^T W_a e_j`` (Luong et al. 2015), ``"additive"`` ``v^T tanh(W [s; e_j] + b)``
+    (Bahdanau et al. 2015). A score without a layer keeps ``nn.Identity`` in its place
+    (no parameters), so every branch scripts.
+
+    The decoder loops over the T decoder steps. ``torch.jit.trace`` (and the legacy
+    ONNX export, which traces) records the loop unrolled for the traced T and would
+    return that T at any other: tracing warns. Use ``torch.jit.script`` instead.
+    """
 
     def __init__(
-        self, input_size: int, hidden_size: int, output_size: int, score: str = "concat"
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        score: str = "concat",
     ) -> None:
         super().__init__()
         self.score = score
         self.encoder = nn.LSTM(input_size, hidden_size)
         self.decoder = nn.LSTMCell(input_size + hidden_size, hidden_size)
+        self.attention_weights: nn.Module = nn.Identity()
+        self.attention_v: nn.Module = nn.Identity()
         if score == "concat":
             self.attention_weights = nn.Linear(2 * hidden_size, 1)
         elif score == "general":
@@ -157,6 +162,9 @@ class AttentionLSTM(nn.Module):
             self.attention_weights = nn.Linear(2 * hidden_size, hidden_size)
             self.attention_v = nn.Linear(hidden_size, 1, bias=False)
         self.output = nn.Linear(hidden_size, output_size)
+
+    def extra_repr(self) -> str:
+        return f"score={self.score!r}"
 
     def forward(
         self,
@@ -173,36 +181,55 @@ class AttentionLSTM(nn.Module):
         decoder_lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         source, decoder_inputs = inputs
+        if torch.jit.is_tracing():
+            warnings.warn(
+                "AttentionLSTM: tracing unrolls the decoder loop for the traced "
+                f"decoder length T={decoder_inputs.shape[0]}; the trace returns that "
+                "length at any other T. Script the module (torch.jit.script) instead.",
+                stacklevel=2,
+            )
         if source_lengths is None:
             encoded, (h, c) = self.encoder(source)
         else:  # packed: each source stops at its length, attention never looks past it
             packed = nn.utils.rnn.pack_padded_sequence(
-                source, source_lengths.cpu(), enforce_sorted=False
+                source,
+                source_lengths.cpu(),
+                enforce_sorted=False,
             )
             packed_out, (h, c) = self.encoder(packed)
-            encoded = nn.utils.rnn.pad_packed_sequence(packed_out, total_length=source.shape[0])[0]
+            encoded, _ = nn.utils.rnn.pad_packed_sequence(
+                packed_out,
+                total_length=source.shape[0],
+            )
         h, c = h[0], c[0]
         steps = torch.arange(source.shape[0], device=source.device)
-        states = []
+        if source_lengths is None:  # every source step is valid
+            ends = torch.full_like(h[:, 0], source.shape[0], dtype=torch.long)
+        else:
+            ends = source_lengths.to(source.device)
+        padding = steps[:, None] >= ends[None, :]  # [S, B]: True past each source
+        states: list[torch.Tensor] = []
         for t in range(decoder_inputs.shape[0]):
             if self.score == "dot":
                 scores = torch.einsum("bh,sbh->sb", h, encoded)
             elif self.score == "general":
-                scores = torch.einsum("bh,sbh->sb", h, self.attention_weights(encoded))
+                weighted = self.attention_weights(encoded)
+                scores = torch.einsum("bh,sbh->sb", h, weighted)
             else:  # concat or additive: a layer on [s; e_j]
-                pairs = self.attention_weights(torch.cat([h.expand_as(encoded), encoded], dim=2))
+                pairs = torch.cat([h.expand_as(encoded), encoded], dim=2)
+                pairs = self.attention_weights(pairs)
                 if self.score == "additive":
                     pairs = self.attention_v(torch.tanh(pairs))
                 scores = pairs[..., 0]
-            if source_lengths is not None:
-                padding = steps[:, None] >= source_lengths.to(source.device)[None, :]
-                scores = scores.masked_fill(padding, -torch.inf)
+            scores = scores.masked_fill(padding, float("-inf"))
             alpha = torch.softmax(scores, dim=0)
             context = torch.einsum("sb,sbh->bh", alpha, encoded)
-            h, c = self.decoder(torch.cat([decoder_inputs[t], context], dim=1), (h, c))
+            step_input = torch.cat([decoder_inputs[t], context], dim=1)
+            h, c = self.decoder(step_input, (h, c))
             states.append(h)
         y = self.output(torch.stack(states))
         if decoder_lengths is not None:  # zero past each target length
-            valid = torch.arange(y.shape[0], device=y.device)[:, None] < decoder_lengths[None, :]
+            steps_out = torch.arange(y.shape[0], device=y.device)
+            valid = steps_out[:, None] < decoder_lengths[None, :]
             y = y * valid.to(y.dtype)[..., None]
         return y
