@@ -115,7 +115,9 @@ def imports(body: str) -> list[str]:
     return ["from __future__ import annotations", "", *standard, "", *third]
 
 
-def constants(in_type: str, out_type: str, node_names: dict[str, str]) -> list[str]:
+def constants(
+    in_type: str, out_type: str, node_names: dict[str, str | tuple[str, ...]]
+) -> list[str]:
     return [
         f"INPUT_TYPE = {layout.string(in_type)}",
         f"OUTPUT_TYPE = {layout.string(out_type)}",

@@ -100,12 +100,18 @@ def _expression(source: str, node: ast.AST, indent: str, prefix: str, suffix: st
     return [*lines, f"{indent}){suffix}"]
 
 
-def mapping(name: str, items: Mapping[str, str], comment: str = "") -> list[str]:
-    """A module-level dict constant of strings, one entry per line (always exploded, so the
-    file reads the same whatever its size)."""
+def mapping(name: str, items: Mapping[str, str | tuple[str, ...]], comment: str = "") -> list[str]:
+    """A module-level dict constant of strings (or tuples of strings), one entry per line
+    (always exploded, so the file reads the same whatever its size)."""
     opener = f"{name} = {{" + (f"  # {comment}" if comment else "")
-    rows = [f"{INDENT}{string(key)}: {string(value)}," for key, value in items.items()]
+    rows = [f"{INDENT}{string(key)}: {_literal(value)}," for key, value in items.items()]
     return [opener, *rows, "}"] if rows else [f"{name}: dict[str, str] = {{}}"]
+
+
+def _literal(value: str | tuple[str, ...]) -> str:
+    if isinstance(value, str):
+        return string(value)
+    return "(" + ", ".join(string(item) for item in value) + ("," if len(value) == 1 else "") + ")"
 
 
 def docstring(lines: list[str], indent: str) -> list[str]:

@@ -97,7 +97,7 @@ def to_source(model: SpecChain, class_name: str = "Model", source: str | None = 
         *filetext.load_checkpoint_method(),
     ]
     code = "\n".join([helper_source, *body])
-    node_names = {names.variable[n]: _origin(fused, n) for n in model.nodes}
+    node_names = {names.variable[n]: fused.origin(n) for n in model.nodes}
     header = [
         *filetext.module_docstring(summary),
         "",
@@ -110,12 +110,6 @@ def to_source(model: SpecChain, class_name: str = "Model", source: str | None = 
         sections.append(helper_source.rstrip())
     sections += ["\n".join(body), "\n".join(filetext.loader(class_name))]
     return "\n\n\n".join(sections) + "\n"
-
-
-def _origin(fused: fusion.Fusion, node: str) -> str:
-    """The model's node behind ``node`` of the fused chain (the fused nodes, comma-joined)."""
-    origin = fused.origin(node)
-    return origin if isinstance(origin, str) else ", ".join(origin)
 
 
 def _assignment(target: str, expression: str) -> list[str]:
