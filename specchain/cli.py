@@ -216,7 +216,7 @@ def _is_file_of(module: ModuleType, path: Path) -> bool:
 # What ``pytorch.export`` writes (and what running its test_model.py leaves): a folder holding only
 # these is a previous export, which ``export --out`` may overwrite without ``--force``.
 EXPORT_FILES = frozenset(
-    {"model.py", "weights.npz", "model.safetensors", "reference.npz", "test_model.py"}
+    {"model.py", "weights.npz", "model.safetensors", "reference.npz", "test_model.py", "train.py"}
 )
 EXPORT_LEFTOVERS = frozenset({"__pycache__", ".pytest_cache"})
 
@@ -252,6 +252,16 @@ def _export(args: argparse.Namespace) -> int:
     model = resolve_model(args.model, args.custom, args)
     written = pytorch.export(model, args.out, class_name=args.class_name, source=args.model)
     print(f"wrote {written} with model.safetensors, reference.npz and test_model.py")
+    if args.trainer:
+        from specchain.exporters.pytorch.trainer import trainer_source
+
+        script = Path(args.out) / "train.py"
+        script.write_text(trainer_source(model, args.class_name, args.loss), encoding="utf-8")
+        print(
+            f"wrote {script}: write the data with specchain.data.write_training_file(path, model, "
+            "data), then run: torchrun --nproc_per_node=2 train.py --data data.npz --epochs 3 "
+            "--batch-size 32 --lr 1e-3"
+        )
     if args.verify:  # the table ends with PASS, or FAIL naming the worst tensor: exit 1
         report = pytorch.verify(model, class_name=args.class_name)
         print(report)
@@ -380,6 +390,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also compare the export with the spec (needs torch): prints each tensor's errors "
         "and tolerances and PASS, or FAIL with exit status 1",
+    )
+    export.add_argument(
+        "--trainer",
+        action="store_true",
+        help="also write train.py: a DistributedDataParallel training script for torchrun",
+    )
+    export.add_argument(
+        "--loss",
+        choices=("cross_entropy", "mse"),
+        default="cross_entropy",
+        help="the loss train.py minimises (with --trainer)",
     )
     export.add_argument(
         "--force",

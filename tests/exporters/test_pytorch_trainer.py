@@ -30,11 +30,7 @@ def _free_port() -> int:
 
 
 def _prepare(model: sc.SpecChain, folder: Path, data: object, loss: str) -> None:
-    pytorch.export(model, folder)
-    names = pytorch.assign_names(model)
-    state = {k: np.ascontiguousarray(v) for k, v in pytorch.torch_state(model, names).items()}
-    safetensors_numpy = pytest.importorskip("safetensors.numpy")
-    safetensors_numpy.save_file(state, str(folder / "model.safetensors"))
+    pytorch.export(model, folder)  # model.py and model.safetensors, the initial weights
     (folder / "train.py").write_text(trainer_source(model, loss=loss))
     write_training_file(folder / "data.npz", model, data)
 
@@ -93,3 +89,27 @@ def test_padded_batches_train_with_their_lengths(tmp_path: Path) -> None:
     out = _torchrun(tmp_path, 1, "trained.safetensors", "--epochs=1", "--batch-size=4")
     loss = float(out.split("loss: ")[1].split()[0])
     assert np.isfinite(loss), out
+
+
+def test_the_cli_writes_train_py_as_a_person_types_it(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "specchain", "export", "zoo:classifier"]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "out"), "--trainer", "--loss", "cross_entropy"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "torchrun --nproc_per_node=2 train.py --data data.npz" in done.stdout
+    script = tmp_path / "out" / "train.py"
+    assert 'LOSS = "cross_entropy"' in script.read_text()
+    usage = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=script.parent,
+        check=False,
+    )
+    assert usage.returncode == 0 and "--batch-size" in usage.stdout, usage.stderr

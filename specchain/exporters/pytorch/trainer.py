@@ -193,6 +193,7 @@ def main() -> None:
         print(f"replicas: {{world}} processes, largest weight difference {{spread:.3e}}")
         state = {{k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}}
         save_file(state, args.out)
+    dist.barrier()  # every rank leaves together: gloo aborts when a peer has gone
     dist.destroy_process_group()
 
 
