@@ -105,11 +105,14 @@ class TorchEngine:
             raise FloatingPointError(f"the loss is {number}")
         self.torch_optimizer.zero_grad(set_to_none=True)
         value.backward()
-        for ours, p in self.params.items():
-            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
-                raise FloatingPointError(
-                    f"the gradient of {ours!r} is not finite (the loss is {number})"
-                )
+        with_grad = [(ours, p.grad) for ours, p in self.params.items() if p.grad is not None]
+        largest = torch._foreach_norm([g for _, g in with_grad], math.inf)  # one pass each
+        finite = torch.isfinite(torch.stack(largest)) if largest else torch.ones(0, dtype=bool)
+        if not bool(finite.all()):  # one sync per step, as the loss's
+            bad = with_grad[int((~finite).nonzero()[0])][0]
+            raise FloatingPointError(
+                f"the gradient of {bad!r} is not finite (the loss is {number})"
+            )
         norm = None
         if self.clip is not None:
             grads = [p for p in self.params.values() if p.grad is not None]
