@@ -209,8 +209,11 @@ def fit(
                 epoch = state.epoch + 1
                 for hook in hooks:
                     hook.on_epoch_begin(epoch)
-                run.epoch(epoch, shuffle, printer, guard)
-                run.sync()
+                run.refresh()
+                try:
+                    run.epoch(epoch, shuffle, printer, guard)
+                finally:  # the torch engine's steps reach the spec whatever stops the epoch
+                    run.sync()
                 if held_out is not None:
                     run.validate(*held_out)
                 logs = state.history.logs(state.history.epochs)
@@ -226,7 +229,6 @@ def fit(
                     save_checkpoint(saved, chain, optimizer, state)
     except KeyboardInterrupt as err:
         printer.close()  # the note goes below the bar's line, not onto it
-        run.sync()
         run.clock()
         stopped = _interrupted(state.history, epochs, guard.forced)
         if progress:

@@ -122,6 +122,12 @@ class EpochRunner:
         value, norm, grads, y = gradients(self.chain, self.loss, xb, yb, generator, self.clip)
         return value, norm, lambda: self.optimizer.step(grads), y
 
+    def refresh(self) -> None:
+        """With the torch engine: take the spec's weights and optimizer settings (before each
+        epoch, so changes made between epochs count)."""
+        if self.engine is not None:
+            self.engine.refresh()
+
     def sync(self) -> None:
         """With the torch engine: write its weights and optimizer state into the spec (after
         each epoch, before validation, callbacks and checkpoints read them)."""
@@ -150,7 +156,7 @@ def gradients(
     clip: float | None,
 ) -> tuple[float, float | None, dict[str, np.ndarray], Any]:
     """Forward, loss, backward, clip: ``(loss value, gradient norm or None, gradients,
-    outputs)``. Raises ``_NotFinite`` if the loss or a gradient is not finite."""
+    outputs)``. Raises ``NotFinite`` if the loss or a gradient is not finite."""
     y, tape = chain.forward(xb, train=True, rng=generator)
     value, dy = loss.value_and_grad(y, yb)
     if not math.isfinite(value):

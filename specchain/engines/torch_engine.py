@@ -63,6 +63,11 @@ class TorchEngine:
         self.torch = torch
         self.chain, self.loss, self.optimizer, self.clip = chain, loss, optimizer, clip
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise SpecError(
+                f"fit: device={device!r}, but torch sees no CUDA device on this machine; "
+                "use device='cpu' (or install a CUDA build of torch on a machine with a GPU)"
+            )
         self.names: Names = assign_names(chain)
         self.module = build_torch_module(chain).to(self.device)
         self.keys = {ours: self.names.state_key(chain, ours) for ours in chain.named_parameters()}
@@ -70,6 +75,17 @@ class TorchEngine:
         self.params = {ours: named[theirs] for ours, theirs in self.keys.items()}
         self.torch_optimizer = _torch_optimizer(torch, optimizer, self.params)
         self.output_lengths = lengths.output_lengths_argument(chain, self.names)
+        self.checked_inputs = False
+
+    def refresh(self) -> None:
+        """Take the spec's current weights, the optimizer's hyper-parameters and state (``fit``
+        calls it before every epoch, so a callback's or the user's changes between epochs
+        count, as with the numpy engine)."""
+        mine = self.chain.named_parameters()
+        with self.torch.no_grad():
+            for ours, p in self.params.items():
+                p.copy_(self.torch.from_numpy(mine[ours]))
+        self.torch_optimizer = _torch_optimizer(self.torch, self.optimizer, self.params)
 
     def seed(self, seed: int) -> None:
         """Seed torch's dropout masks (``fit`` derives it from its ``rng``)."""
@@ -90,6 +106,8 @@ class TorchEngine:
         torch = self.torch
         self.module.train(True)
         data, given = arguments.split_lengths(self.names, xb)
+        if not self.checked_inputs:
+            self._check_inputs(data)
         tensors = rebuild(data, iter(self._tensor(a) for a in leaves(data)))
         lengths_in = {i: torch.from_numpy(np.asarray(v)) for i, v in given.items()}
         out = self.module(*arguments.call_arguments(self.names, tensors, lengths_in))
@@ -99,7 +117,10 @@ class TorchEngine:
             keep = self._keep_mask(out, lens)
             time, batch = padded.axes_for(self.chain.out_type, outputs.ndim)
             outputs = padded.Padded(outputs, np.asarray(lens), time, batch)
-        value = torch_loss_value(torch, self.loss, out, self._tensor(yb), keep)
+        target = self._tensor(yb)
+        if not target.is_floating_point():
+            target = target.long()  # class indices of any integer type, as numpy takes them
+        value = torch_loss_value(torch, self.loss, out, target, keep)
         number = float(value.detach())
         if not math.isfinite(number):
             raise FloatingPointError(f"the loss is {number}")
@@ -122,6 +143,24 @@ class TorchEngine:
     def update(self) -> None:
         """The optimizer step with the gradients of the last ``gradients`` call."""
         self.torch_optimizer.step()
+
+    def _check_inputs(self, data: Any) -> None:
+        """Refuse lengths the exported forward does not take, and data in another precision."""
+        if padded.found(padded.attach(data, self.chain.in_type)):
+            raise SpecError(
+                "engine='torch' runs the exported module, whose forward takes lengths only where "
+                "the model declares them; start the model with sc.Input(type, name=..., "
+                "lengths=True) for each padded input, or train with engine='numpy'"
+            )
+        dtype = self.chain.dtype
+        for leaf in leaves(data):
+            kind = np.asarray(leaf).dtype
+            if kind.kind == "f" and dtype is not None and kind != np.dtype(dtype):
+                raise SpecError(
+                    f"fit: the inputs are {kind} but the model is {dtype}; convert one, e.g. "
+                    f"x.astype(np.{dtype}) or model.to(np.{kind})"
+                )
+        self.checked_inputs = True
 
     def _tensor(self, a: Any) -> Any:
         return self.torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
@@ -180,9 +219,17 @@ def _torch_optimizer(torch: ModuleType, optimizer: Optimizer, params: dict[str, 
             if key == "step":
                 state[key] = torch.tensor(float(value), dtype=torch.float32)
             elif isinstance(value, np.ndarray):
-                state[key] = torch.from_numpy(value.astype(value.dtype, copy=True)).to(p.device)
+                copied = value.astype(_numpy_dtype(p), copy=True)
+                state[key] = torch.from_numpy(copied).to(p.device)
+        if isinstance(optimizer, Adam) and optimizer.amsgrad and "exp_avg_sq" in state:
+            # amsgrad switched on after some steps: the running maximum starts now (v >= 0)
+            state.setdefault("max_exp_avg_sq", torch.zeros_like(state["exp_avg_sq"]))
         made.state[p] = state
     return made
+
+
+def _numpy_dtype(p: Any) -> np.dtype[Any]:
+    return np.dtype(str(p.dtype).removeprefix("torch."))
 
 
 def _specchain_state(

@@ -16,9 +16,10 @@ from specchain.callbacks import EarlyStopping
 from specchain.history import History
 from specchain.losses import cross_entropy, mse
 from specchain.models import zoo
+from specchain.modules import LSTM, Linear
 from specchain.optim import Adam
 from specchain.padded import Padded
-from specchain.train import fit
+from specchain.train import TrainingError, fit
 from specchain.types import SpecError
 from tests.engines.test_torch_engine import BUILDERS
 from tests.helpers import one_torch_thread
@@ -147,3 +148,73 @@ def test_cuda_trains_where_a_gpu_exists() -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine: the device path is the CPU one with .to()")
     _assert_equal_runs(*_fit_both("classifier", False, device="cuda"))
+
+
+def test_changes_between_epochs_count_as_with_numpy() -> None:
+    """A callback that lowers the learning rate and edits a weight after epoch 1, and AMSGrad
+    switched on mid-run: both engines follow."""
+    runs = [BUILDERS["classifier"]().to(np.float64) for _ in range(2)]
+    runs[1].load_state_dict(runs[0].state_dict())
+    data = _data("classifier", False, runs[0])
+    for model, engine in zip(runs, ("numpy", "torch")):
+        optimizer = Adam(model, lr=1e-2)
+
+        def edit(epoch: int, history: History, model: Any = model, opt: Any = optimizer) -> None:
+            if epoch == 1:
+                opt.lr, opt.amsgrad = 1e-3, True
+                model.named_parameters()["head.bias"][...] = 0.5
+
+        fit(
+            model,
+            data,
+            mse,
+            optimizer,
+            epochs=3,
+            batch_size=BATCH,
+            rng=1,
+            progress=False,
+            on_epoch=edit,
+            engine=engine,
+        )
+    for key, value in runs[1].named_parameters().items():
+        np.testing.assert_allclose(value, runs[0].named_parameters()[key], rtol=1e-9, atol=1e-12)
+
+
+def test_a_failing_step_leaves_the_spec_at_the_last_good_step() -> None:
+    runs = [BUILDERS["classifier"]().to(np.float64) for _ in range(2)]
+    runs[1].load_state_dict(runs[0].state_dict())
+    for model, engine in zip(runs, ("numpy", "torch")):
+        x, target = _data("classifier", False, model)
+        x = x.copy()
+        x[:, 7] = np.nan  # the third batch of 3 holds example 7
+        with pytest.raises(TrainingError, match="epoch 1, step 3") as caught:
+            fit(
+                model,
+                (x, target),
+                mse,
+                Adam(model, lr=1e-2),
+                batch_size=3,
+                shuffle=False,
+                progress=False,
+                engine=engine,
+            )
+        assert len(caught.value.history.step_loss) == 2
+    for key, value in runs[1].named_parameters().items():
+        np.testing.assert_allclose(value, runs[0].named_parameters()[key], rtol=1e-9, atol=1e-12)
+
+
+def test_inputs_the_export_cannot_take_are_refused_with_the_fix() -> None:
+    plain = (LSTM(3, 4) >> Linear(4, 2)).to(np.float64)
+    x, lengths = np.zeros((5, 2, 3)), np.array([5, 3])
+    with pytest.raises(SpecError, match=r"sc.Input\(type, name=..., lengths=True\)"):
+        fit(
+            plain,
+            ((x, lengths), np.zeros((5, 2, 2))),
+            mse,
+            Adam(plain),
+            progress=False,
+            engine="torch",
+        )
+    single = LSTM(3, 4).as_chain()
+    with pytest.raises(SpecError, match=r"inputs are float64 but the model is float32"):
+        fit(single, (x, np.zeros((5, 2, 4))), mse, Adam(single), progress=False, engine="torch")
