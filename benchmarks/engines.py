@@ -6,12 +6,12 @@
 
 Each row: a classifier (LSTM -> last step -> Linear) on random data, Adam, cross-entropy, the
 same batch size. Each way first trains one warm-up epoch, then ``--epochs`` epochs in one call
-(as a user trains: the torch engine builds its module once per ``fit``); the table gives each
-way's mean epoch time and the ratios numpy / torch engine and torch engine / hand-written (target <= 1.05: the engine adds its batching, its
-finiteness checks and the write-back of the weights after every epoch). CPU time of the process
-(all its threads) by default: it stays meaningful on a busy machine, where wall time does not.
-The hand-written loop is what a PyTorch user writes: tensors made once, ``torch.optim.Adam``
-with its defaults, ``F.cross_entropy``.
+(as a user trains: the torch engine builds its module once per ``fit``). The table gives each
+way's mean epoch time and the ratios numpy / torch engine and torch engine / hand-written
+(target <= 1.05: the engine adds its batching, its finiteness checks and the write-back of the
+weights after every epoch). CPU time of the process (all its threads) by default: it stays
+meaningful on a busy machine, where wall time does not. The hand-written loop is what a PyTorch
+user writes: tensors made once, ``torch.optim.Adam`` with its defaults, ``F.cross_entropy``.
 """
 
 from __future__ import annotations
@@ -82,9 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     clock = time.perf_counter if args.wall else time.process_time
     kind = "wall" if args.wall else "CPU"
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; mean epoch {kind} s (one fit call of --epochs)"
-    )
+    threads = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads; mean epoch {kind} seconds")
     print(f"{'size':<7}{'numpy':>9}{'torch eng':>11}{'hand':>9}{'np/eng':>9}{'eng/hand':>10}")
     for name in args.sizes.split(","):
         features, hidden, classes, steps, n, batch = SIZES[name]

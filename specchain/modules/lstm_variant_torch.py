@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from specchain.exporters.pytorch import layout
 from specchain.modules.recurrent_base import suffix
 from specchain.types import TupleType, Type
+
+BODY = layout.INDENT * 2  # a method's statements
 
 if TYPE_CHECKING:
     from specchain.modules.lstm_variants import LSTMVariant
@@ -59,7 +62,9 @@ def torch_class(spec: LSTMVariant, in_type: Type) -> tuple[str, str, tuple[objec
         "    Gates " + ", ".join(gates) + " (rows of weight_ih/weight_hh in that order):",
         *("    " + line for line in _equations(spec)),
         "    x: [T, B, I] ([B, T, I] with batch_first); output [T, B, D*H]; states",
-        '    [L*D, B, H]; lengths [B] (optional) runs each example for its own steps."""',
+        "    [L*D, B, H]; lengths [B] (optional) runs each example for its own steps.",
+        "    The cell loops over the steps: torch.jit.trace would fix T (it warns); script it.",
+        '    """',
         "",
         "    def __init__(",
         "        self, input_size: int, hidden_size: int, dropout: float, batch_first: bool",
@@ -85,13 +90,12 @@ def torch_class(spec: LSTMVariant, in_type: Type) -> tuple[str, str, tuple[objec
             if spec.full_gate_recurrence:
                 sigmoid = f"{len(variant.sigmoid_gates)} * hidden_size"
                 shapes.append((f"weight_gg{sfx}", f"{sigmoid}, {sigmoid}"))
-            lines += [
-                f"        self.{param} = nn.Parameter(torch.empty({shape}).uniform_(-bound, bound))"
-                for param, shape in shapes
-            ]
+            for param, shape in shapes:
+                value = f"nn.Parameter(torch.empty({shape}).uniform_(-bound, bound))"
+                lines += layout.assignment(f"self.{param}", value, BODY)
     lines += ["", *_forward(spec, with_state), "", *_direction(spec)]
     args = (spec.input_size, spec.hidden_size, spec.dropout, spec.batch_first)
-    return name, "\n".join(lines) + "\n", args
+    return name, "\n".join(lines), args
 
 
 def _equations(spec: LSTMVariant) -> list[str]:
@@ -120,7 +124,13 @@ def _forward(spec: LSTMVariant, with_state: bool) -> list[str]:
     args.append("lengths: torch.Tensor | None = None")
     count = spec.num_layers * spec.directions
     lines = [
-        f"    def forward({', '.join(args)}) -> {out_type}:",
+        *layout.bracketed("def forward(", args, f") -> {out_type}:", layout.INDENT),
+        "        if torch.jit.is_tracing():",
+        "            warnings.warn(",
+        '                "the cell loops over the time steps: a trace fixes their number to "',
+        '                f"the traced T={x.shape[0]}; script the module instead",',
+        "                stacklevel=2,",
+        "            )",
         "        unbatched = x.dim() == 2",
         "        if unbatched:",
         "            x = x.unsqueeze(1)",
@@ -154,13 +164,9 @@ def _forward(spec: LSTMVariant, with_state: bool) -> list[str]:
             if spec.full_gate_recurrence:
                 params.append(f"self.weight_gg{sfx}")
             source = "self._reverse(x, lengths)" if direction else "x"
-            lines += [
-                f"        y{direction}, h, c = self._direction(",
-                f"            {source}, h0[{k}], c0[{k}], lengths, {', '.join(params)}",
-                "        )",
-                "        hs.append(h)",
-                "        cs.append(c)",
-            ]
+            call = [source, f"h0[{k}]", f"c0[{k}]", "lengths", *params]
+            lines += layout.call(f"y{direction}, h, c", "self._direction", call, BODY)
+            lines += ["        hs.append(h)", "        cs.append(c)"]
             outs.append(f"self._reverse(y{direction}, lengths)" if direction else f"y{direction}")
         lines.append(
             f"        x = torch.cat([{', '.join(outs)}], 2)" if len(outs) > 1 else "        x = y0"
@@ -176,9 +182,12 @@ def _forward(spec: LSTMVariant, with_state: bool) -> list[str]:
     if spec.bidirectional:
         lines += [
             "",
-            "    def _reverse(",
-            "        self, x: torch.Tensor, lengths: torch.Tensor | None",
-            "    ) -> torch.Tensor:",
+            *layout.bracketed(
+                "def _reverse(",
+                ["self", "x: torch.Tensor", "lengths: torch.Tensor | None"],
+                ") -> torch.Tensor:",
+                layout.INDENT,
+            ),
             '        """Each sequence backwards within its length (padding stays in place)."""',
             "        if lengths is None:",
             "            return torch.flip(x, [0])",

@@ -31,9 +31,10 @@ from specchain import padded
 from specchain.examples import example_input
 from specchain.exporters import pytorch
 from specchain.exporters.pytorch import arguments, torch_helpers
+from specchain.exporters.pytorch.source import LOOPS_OVER_TIME
 from specchain.models import zoo
 from specchain.models.zoo import ZOO
-from specchain.modules import LSTM, Add, Concat, Identity, LastStep, Linear, Reverse
+from specchain.modules import LSTM, Add, Concat, Identity, LastStep, Linear, LSTMVariant, Reverse
 from tests.exporters.test_pytorch import GRAPHS
 from tests.helpers import TOLERANCES
 
@@ -53,9 +54,18 @@ def _models() -> dict[str, Callable[[], sc.SpecChain]]:
             models[f"{key}_lengths"] = partial(builder, 4, 6, 3, lengths=True, cell=cell)
     for score in ("dot", "general", "additive"):
         models[f"attention_{score}"] = partial(zoo.attention_seq2seq, 4, 6, 3, score=score)
+    for paper_name in ("V", "CIFG", "FGR"):  # the LSTM variants' own step-by-step class
+        models[f"lstm_variant_{paper_name}"] = partial(_lstm_variant, paper_name)
+        models[f"lstm_variant_{paper_name}_lengths"] = partial(_lstm_variant, paper_name, True)
     models |= {f"graph_{name}": build for name, (build, _) in GRAPHS.items()}
     models["long_names"] = _long_names
     return models
+
+
+def _lstm_variant(paper_name: str, lengths: bool = False) -> sc.SpecChain:
+    variant = LSTMVariant.greff(paper_name, 4, 6, num_layers=2, bidirectional=True)
+    x = sc.Input(("T", "B", 4), name="x", lengths=lengths)
+    return x >> variant >> LastStep() >> Linear(12, 3)
 
 
 def _long_names() -> sc.SpecChain:
@@ -80,7 +90,8 @@ def import_path(path: Path, name: str) -> Any:
 
 
 def has_decoder_loop(model: sc.SpecChain) -> bool:
-    return any(model.spec(n).kind == "AttentionLSTM" for n in model.nodes)
+    """A Python loop over the steps (the attention decoder, an LSTM variant's cell)."""
+    return any(model.spec(n).kind in LOOPS_OVER_TIME for n in model.nodes)
 
 
 def inputs_at(
@@ -162,7 +173,7 @@ def test_tracing_the_attention_decoder_warns_and_scripting_follows_t(tmp_path: P
     names = pytorch.assign_names(model)
     module = import_path(pytorch.export(model, tmp_path), "clients_attention").load()
     source = (tmp_path / "model.py").read_text(encoding="utf-8")
-    assert "Tracing (torch.jit.trace, legacy ONNX export) would fix the decoder length" in source
+    assert "Tracing (torch.jit.trace, legacy ONNX export) would fix the sequence length" in source
     example = module_arguments(names, inputs_at(model, names, {"T": 5, "B": 4}))
     with pytest.warns(UserWarning, match=r"tracing unrolls the decoder loop .* T=5"):
         torch.jit.trace(module, example, check_trace=False)

@@ -28,8 +28,9 @@ from specchain.inputs import Input
 from specchain.types import TensorType, TupleType, Type
 
 BODY = layout.INDENT * 2  # the indentation of a method's statements
+LOOPS_OVER_TIME = ("AttentionLSTM", "LSTMVariant")  # exported as Python loops over the steps
 TRACE_NOTE = (
-    "Tracing (torch.jit.trace, legacy ONNX export) would fix the decoder length of {nodes} "
+    "Tracing (torch.jit.trace, legacy ONNX export) would fix the sequence length of {nodes} "
     "to the traced one: it warns. Script the module instead."
 )
 
@@ -141,7 +142,7 @@ def _summary(model: SpecChain, names: Names, version: str, source: str | None) -
         for argument, t in zip(names.signature(), _argument_types(model, names))
     )
     # the attention decoder loops over the decoder steps: a trace would fix their number
-    looping = [names.variable[n] for n in modules if model.spec(n).kind == "AttentionLSTM"]
+    looping = [names.variable[n] for n in modules if model.spec(n).kind in LOOPS_OVER_TIME]
     note = TRACE_NOTE.format(nodes=", ".join(looping)) if looping else ""
     return filetext.Summary(
         version, described, names.class_name, arguments, safe(str(model.out_type)), nodes, note
