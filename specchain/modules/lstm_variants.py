@@ -45,13 +45,14 @@ from specchain.modules.lstm_variant_kernel import (
     variant_forward,
 )
 from specchain.modules.lstm_variant_torch import torch_class
-from specchain.modules.recurrent import SIGNATURE, LSTMDirection, lstm_param_decls
+from specchain.modules.recurrent import LSTM, LSTMDirection, lstm_param_decls
 from specchain.modules.recurrent_base import Signature, StateSlot
 from specchain.modules.recurrent_stack import Direction, Stacked, States, stacked_param_decls
 from specchain.params import ParamDecl
 from specchain.spec import NNModuleSpec, Params, flag, positive_int, probability
 from specchain.types import SpecError, Type
 
+SIGNATURE = Signature("LSTMVariant", "an", ("h0", "c0"))
 GREFF: dict[str, dict[str, bool]] = {
     "V": {"peephole": True},
     "NIG": {"peephole": True, "no_input_gate": True},
@@ -230,6 +231,17 @@ class LSTMVariant(Stacked, NNModuleSpec, family="recurrent"):
 
 @pytorch.emitter(LSTMVariant)
 def _emit_lstm_variant(spec: LSTMVariant, in_type: Type) -> pytorch.Emitted:
+    if spec.variant.standard:  # every option off: it is nn.LSTM
+        options = {k: getattr(spec, k) for k in ("num_layers", "bias", "batch_first", "dropout")}
+        twin = LSTM(
+            spec.input_size,
+            spec.hidden_size,
+            **options,
+            bidirectional=spec.bidirectional,
+            return_state=spec.return_state,
+            rng=0,
+        )
+        return pytorch.emitter_for(twin, "lstm").emit(twin, in_type)
     name, source, args = torch_class(spec, in_type)
     return pytorch.Emitted(
         pytorch.call(name, *args), helper=name, helper_source=source, splat=True, lengths="argument"

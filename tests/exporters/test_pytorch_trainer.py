@@ -113,3 +113,21 @@ def test_the_cli_writes_train_py_as_a_person_types_it(tmp_path: Path) -> None:
         check=False,
     )
     assert usage.returncode == 0 and "--batch-size" in usage.stdout, usage.stderr
+
+
+def test_train_py_passes_ruff_with_default_settings(tmp_path: Path) -> None:
+    from tests.exporters.test_pytorch_clients import _ruff
+
+    ruff = _ruff()
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install ruff, or the 'dev' extra)")
+    for name, model, loss in (
+        ("classifier", zoo.classifier(4, 8, 3, lengths=True), "cross_entropy"),
+        ("seq2seq", zoo.seq2seq(4, 8, 3), "mse"),
+    ):
+        (tmp_path / f"{name}.py").write_text(trainer_source(model, loss=loss))
+    for command in (["check", "--isolated"], ["format", "--isolated", "--check", "--diff"]):
+        done = subprocess.run(
+            [*ruff, *command, str(tmp_path)], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr

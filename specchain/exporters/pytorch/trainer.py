@@ -60,7 +60,9 @@ _TEMPLATE = '''"""Train {class_name} (exported by specchain) with DistributedDat
 Several machines: the same command on each, with torchrun's --nnodes, --node-rank and
 --rdzv-endpoint HOST:PORT. Data: an .npz with x, y, optional lengths and the batch axis of x and
 y (specchain.data.write_training_file writes it). --batch-size is the global batch: each of the N
-processes takes batch-size / N examples of it. Backend: nccl on GPUs, gloo on CPU. Rank 0 saves
+processes takes batch-size / N examples of it, so a step sees the examples one process would see
+with the whole batch when the number of examples is a multiple of N (DistributedSampler repeats
+a few examples to fill the last batches otherwise). Backend: nccl on GPUs, gloo on CPU. Rank 0 saves
 the trained weights as model.safetensors. Needs torch, numpy and safetensors.
 """
 
@@ -70,11 +72,10 @@ import os
 import numpy as np
 import torch
 import torch.distributed as dist
+from model import {class_name}
 from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-
-from model import {class_name}
 
 TAKES_LENGTHS = {takes_lengths}
 PADDED_OUTPUT = {padded_output}  # the output keeps the input's lengths: padding is left out
@@ -89,7 +90,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32, help="global batch size")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    parser.add_argument("--weights", default="model.safetensors", help="initial weights")
+    parser.add_argument("--weights", default="model.safetensors", help="start weights")
     parser.add_argument("--out", default="model.safetensors", help="where rank 0 saves")
     parser.add_argument("--seed", type=int, default=0, help="shuffling seed")
     return parser.parse_args()
@@ -106,6 +107,11 @@ class Examples(torch.utils.data.Dataset):
         self.lengths = torch.from_numpy(data["lengths"]) if "lengths" in data else None
         if TAKES_LENGTHS and self.lengths is None:
             raise SystemExit(f"{{path}} has no lengths, but the model takes them")
+        if not TAKES_LENGTHS and self.lengths is not None:
+            raise SystemExit(
+                f"{{path}} has lengths, but the model takes none: export a model that starts "
+                "with sc.Input(..., lengths=True), or write the data without lengths"
+            )
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -113,7 +119,9 @@ class Examples(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> int:
         return i
 
-    def batch(self, index: list[int]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def batch(
+        self, index: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """x, lengths and y of the examples ``index``, on their batch axes."""
         rows = torch.tensor(index)
         x = self.x[rows].movedim(0, self.x_axis)
@@ -121,7 +129,9 @@ class Examples(torch.utils.data.Dataset):
         return x, (None if self.lengths is None else self.lengths[rows]), y
 
 
-def loss_of(out: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+def loss_of(
+    out: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None
+) -> torch.Tensor:
     """The mean loss over the positions that count (padding left out)."""
     keep = None
     if PADDED_OUTPUT and lengths is not None:
@@ -137,7 +147,8 @@ def loss_of(out: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None) ->
             counts = counts & keep[..., 0]
         safe = torch.where(counts, y, torch.zeros_like(y))
         picked = torch.log_softmax(out, -1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        return -torch.where(counts, picked, torch.zeros_like(picked)).sum() / counts.sum()
+        total = -torch.where(counts, picked, torch.zeros_like(picked)).sum()
+        return total / counts.sum()
     diff = out - y
     if keep is None:
         return (diff * diff).mean()
@@ -151,12 +162,16 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     dist.init_process_group("nccl" if cuda else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else None
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local) if cuda else None
     if args.batch_size % world:
-        raise SystemExit(f"--batch-size {{args.batch_size}} must be a multiple of {{world}}")
+        raise SystemExit(f"--batch-size {{args.batch_size}} is not a multiple of {{world}}")
     examples = Examples(args.data)
     weights = load_file(args.weights)
-    model = {class_name}().to(next(iter(weights.values())).dtype)  # the weights' precision
+    dtype = next(iter(weights.values())).dtype  # training keeps the weights' precision
+    if examples.x.is_floating_point() and examples.x.dtype != dtype:
+        raise SystemExit(f"{{args.data}}: x is {{examples.x.dtype}}, weights {{dtype}}")
+    model = {class_name}().to(dtype)
     model.load_state_dict(weights)
     model.to(device)
     ddp = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
@@ -191,7 +206,8 @@ def main() -> None:
     if rank == 0:
         spread = max((r - flat).abs().max().item() for r in replicas)
         print(f"replicas: {{world}} processes, largest weight difference {{spread:.3e}}")
-        state = {{k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}}
+        trained = ddp.module.state_dict()
+        state = {{k: v.detach().cpu().contiguous() for k, v in trained.items()}}
         save_file(state, args.out)
     dist.barrier()  # every rank leaves together: gloo aborts when a peer has gone
     dist.destroy_process_group()
