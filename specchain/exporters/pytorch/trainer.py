@@ -67,6 +67,7 @@ the trained weights as model.safetensors. Needs torch, numpy and safetensors.
 """
 
 import argparse
+import gc
 import os
 
 import numpy as np
@@ -209,7 +210,9 @@ def main() -> None:
         trained = ddp.module.state_dict()
         state = {{k: v.detach().cpu().contiguous() for k, v in trained.items()}}
         save_file(state, args.out)
-    dist.barrier()  # every rank leaves together: gloo aborts when a peer has gone
+    del ddp, optimizer, loader  # no gloo work may outlive the group (it aborts at exit)
+    gc.collect()
+    dist.barrier()  # and every rank leaves together
     dist.destroy_process_group()
 
 
