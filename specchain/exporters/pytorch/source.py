@@ -136,7 +136,8 @@ def _summary(model: SpecChain, names: Names, version: str, source: str | None) -
     modules = [n for n in model.nodes if not isinstance(model.spec(n), Input)]
     nodes = tuple(f"{names.variable[n]} ({model.spec(n).kind})" for n in modules)
     safe = layout.doc_text
-    described = safe(source) if source else f"a specchain SpecChain of {len(modules)} layers"
+    count = f"{len(modules)} layer" + ("" if len(modules) == 1 else "s")
+    described = safe(source) if source else f"a specchain SpecChain of {count}"
     arguments = tuple(
         (argument, safe(str(t)))
         for argument, t in zip(names.signature(), _argument_types(model, names))
