@@ -94,6 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     runs = [epoch_runner(hidden) for hidden in HIDDEN]
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"load average before the run: {load}")
     print(
         f"{cores} cores, BLAS starts with {sc.get_num_threads()} threads; fit's default: one "
         f"thread below {SMALL_MODEL_PARAMS:,} parameters; busy: {args.busy} competing process(es)"

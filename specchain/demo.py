@@ -29,7 +29,12 @@ SEED = 0
 def run_demo(out: Path, epochs: int = EPOCHS) -> None:
     """Run the demo into ``out`` (created if missing): ``epochs`` epochs of training, everything
     else fixed. Prints what it does; writes ``index.html``, ``index.md``, ``loss.svg``,
-    ``summaries/``, ``exports/`` and ``diagrams/``."""
+    ``summaries/``, ``exports/`` and ``diagrams/``. Reseeds the library's random streams
+    (``sc.seed(0)``), so the models, the training and the figures are the same on every run.
+
+    Raises:
+        SpecError: ``epochs`` is not a positive int (before anything is written).
+    """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise SpecError(
             f"the demo's epochs (--epochs) must be a positive int, got {epochs!r}; "

@@ -15,7 +15,7 @@ one thread. Large products, on the other hand, gain from every core. Hence the d
   when one is set, ``fit`` leaves the thread count alone.
 
 Figures (``python benchmarks/threads.py``, ``docs/benchmarks.md``): the demo's classifier
-(1,314 parameters) trains an epoch 4 - 7 times faster on one thread than on two on a 2-core
+(1,634 parameters) trains an epoch 4 - 8 times faster on one thread than on two on a 2-core
 machine, quiet or beside a CPU-burning process.
 """
 
