@@ -9,6 +9,7 @@ from specchain.params import seed
 from specchain.saving import ModelFileError, load
 from specchain.spec import Context, NNModuleSpec
 from specchain.state import StateDictError
+from specchain.threads import get_num_threads, set_num_threads
 from specchain.types import ANY, DimEnv, ShapeError, SpecError, TensorType, TupleType
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __all__ = [
     "callbacks",
     "checkpoints",
     "data",
+    "get_num_threads",
     "gradcheck",
     "load",
     "losses",
@@ -42,5 +44,6 @@ __all__ = [
     "parallel",
     "seed",
     "serial",
+    "set_num_threads",
     "train",
 ]

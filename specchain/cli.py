@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from specchain.chain import SpecChain
+from specchain.demo import EPOCHS as DEMO_EPOCHS
 from specchain.importers import options as torch_options
 from specchain.spec import SPEC_KINDS, NNModuleSpec
 from specchain.types import SpecError
@@ -288,7 +289,7 @@ def _check_export_folder(out: Path, force: bool) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from specchain.demo import run_demo
 
-    run_demo(Path(args.out), seconds=args.seconds)
+    run_demo(Path(args.out), epochs=args.epochs)
     return 0
 
 
@@ -413,7 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="build, summarise, train, export and draw every zoo model"
     )
     demo.add_argument("--out", default="specchain-demo", help="output folder")
-    demo.add_argument("--seconds", type=float, default=8.0, help="training time for the classifier")
+    demo.add_argument(
+        "--epochs", type=int, default=DEMO_EPOCHS, help="classifier training epochs (fixed work)"
+    )
     _add_traceback_option(demo, "traceback_here")
     demo.set_defaults(run=_demo)
     return parser

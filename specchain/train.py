@@ -40,6 +40,7 @@ from specchain.padded import Padded
 from specchain.params import RngLike, runtime_generator
 from specchain.progress import EpochProgress
 from specchain.spec import NNModuleSpec
+from specchain.threads import fit_threads
 from specchain.train_loop import EpochRunner, TrainingError
 from specchain.types import ShapeError, SpecError
 from specchain.validate import (
@@ -204,7 +205,7 @@ def fit(
         hook.on_train_begin(state.history)
     guard = DeferredInterrupt()
     try:
-        with guard:
+        with guard, fit_threads(chain):
             while state.epoch < epochs and not state.stopped:
                 epoch = state.epoch + 1
                 for hook in hooks:

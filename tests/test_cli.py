@@ -115,7 +115,7 @@ def test_broken_user_file_is_reported_without_traceback(
 def test_demo_writes_an_svg_and_an_export_per_zoo_model(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, _, _ = run(capsys, "demo", "--out", str(tmp_path), "--seconds", "0.5")
+    code, _, _ = run(capsys, "demo", "--out", str(tmp_path), "--epochs", "2")
     assert code == 0
     for name in ZOO:
         assert (tmp_path / "diagrams" / f"{name}.svg").is_file()
@@ -163,7 +163,7 @@ class NoTorch:
 sys.meta_path.insert(0, NoTorch())
 from specchain.cli import main
 
-sys.exit(main(["demo", "--out", sys.argv[1], "--seconds", "0.3"]))
+sys.exit(main(["demo", "--out", sys.argv[1], "--epochs", "1"]))
 """
 
 
