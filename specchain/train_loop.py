@@ -117,7 +117,7 @@ class EpochRunner:
         """One step's ``(loss, gradient norm or None, the update to commit, outputs)``, on
         the numpy engine or the torch engine."""
         if self.engine is not None:
-            value, norm, y = self.engine.gradients(xb, yb)
+            value, norm, y = self.engine.gradients(xb, yb, outputs=bool(self.scorers))
             return value, norm, self.engine.update, y
         value, norm, grads, y = gradients(self.chain, self.loss, xb, yb, generator, self.clip)
         return value, norm, lambda: self.optimizer.step(grads), y

@@ -94,29 +94,35 @@ class TorchEngine:
     def step(self, xb: Any, yb: np.ndarray) -> tuple[float, float | None]:
         """One training step on a batch: ``(loss value, gradient norm before clipping or
         None)`` (``gradients`` then ``update``)."""
-        value, norm, _ = self.gradients(xb, yb)
+        value, norm, _ = self.gradients(xb, yb, outputs=False)
         self.update()
         return value, norm
 
-    def gradients(self, xb: Any, yb: np.ndarray) -> tuple[float, float | None, Any]:
+    def gradients(
+        self, xb: Any, yb: np.ndarray, outputs: bool = True
+    ) -> tuple[float, float | None, Any]:
         """Forward, loss, backward and clipping on a batch: ``(loss value, gradient norm
-        before clipping or None, the outputs as numpy (a ``Padded`` for a padded output))``.
-        Raises ``FloatingPointError`` (nothing updated) if the loss or a gradient is not
-        finite."""
+        before clipping or None, the outputs as numpy (a ``Padded`` for a padded output), or
+        None when not asked for)``. Raises ``FloatingPointError`` (nothing updated) if the loss
+        or a gradient is not finite."""
         torch = self.torch
         self.module.train(True)
         data, given = arguments.split_lengths(self.names, xb)
         if not self.checked_inputs:
             self._check_inputs(data)
-        tensors = rebuild(data, iter(self._tensor(a) for a in leaves(data)))
         lengths_in = {i: torch.from_numpy(np.asarray(v)) for i, v in given.items()}
+        if isinstance(data, np.ndarray):  # one input: the common case, without the tree walk
+            tensors = self._tensor(data)
+        else:
+            tensors = rebuild(data, iter(self._tensor(a) for a in leaves(data)))
         out = self.module(*arguments.call_arguments(self.names, tensors, lengths_in))
-        keep, outputs = None, out.detach().cpu().numpy()
+        keep, result = None, (out.detach().cpu().numpy() if outputs else None)
         if self.output_lengths is not None:
             lens = given[self.output_lengths]
             keep = self._keep_mask(out, lens)
-            time, batch = padded.axes_for(self.chain.out_type, outputs.ndim)
-            outputs = padded.Padded(outputs, np.asarray(lens), time, batch)
+            if result is not None:
+                time, batch = padded.axes_for(self.chain.out_type, result.ndim)
+                result = padded.Padded(result, np.asarray(lens), time, batch)
         target = self._tensor(yb)
         if not target.is_floating_point():
             target = target.long()  # class indices of any integer type, as numpy takes them
@@ -138,7 +144,7 @@ class TorchEngine:
         if self.clip is not None:
             grads = [p for p in self.params.values() if p.grad is not None]
             norm = float(torch.nn.utils.clip_grad_norm_(grads, self.clip, foreach=False))
-        return number, norm, outputs
+        return number, norm, result
 
     def update(self) -> None:
         """The optimizer step with the gradients of the last ``gradients`` call."""

@@ -23,23 +23,22 @@ def torch_loss_value(torch: ModuleType, loss: Loss, y: Any, target: Any, keep: A
             f"training needs a scalar loss, but {loss.name} has reduction='none'; use "
             "reduction='mean' (the default) or 'sum'"
         )
+    functional = torch.nn.functional
     if isinstance(loss, MSELoss):
-        diff = y - target
-        if keep is not None:
-            mask = keep.reshape(keep.shape + (1,) * (y.dim() - keep.dim())).expand_as(y)
-            diff = torch.where(mask, diff, torch.zeros_like(diff))
-            count = mask.sum()
-        else:
-            count = torch.tensor(y.numel())
-        total = (diff * diff).sum()
+        if keep is None:
+            return functional.mse_loss(y, target, reduction=loss.reduction)
+        mask = keep.reshape(keep.shape + (1,) * (y.dim() - keep.dim())).expand_as(y)
+        diff = torch.where(mask, y - target, torch.zeros_like(y))
+        total, count = (diff * diff).sum(), mask.sum()
     elif isinstance(loss, CrossEntropyLoss):
-        counts = target != loss.ignore_index
-        if keep is not None:
-            counts = counts & keep
-        safe = torch.where(counts, target, torch.zeros_like(target))
-        picked = torch.log_softmax(y, dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        total = -torch.where(counts, picked, torch.zeros_like(picked)).sum()
-        count = counts.sum()
+        if keep is not None:  # positions left out count as ignore_index does
+            target = torch.where(keep, target, torch.full_like(target, loss.ignore_index))
+        return functional.cross_entropy(
+            y.reshape(-1, y.shape[-1]),
+            target.reshape(-1),
+            ignore_index=loss.ignore_index,
+            reduction=loss.reduction,
+        )
     else:
         raise SpecError(
             f"engine='torch' computes mse and cross_entropy; {type(loss).__name__} has no torch "
