@@ -578,3 +578,52 @@ def test_a_long_name_is_shortened_on_clusters_and_repeated_runs() -> None:
     svg = run_dot(gv.to_dot(run, collapse_repeats=True).source)
     assert f"{short_name(first)} … {short_name(last)}" in svg_texts(svg)
     assert tooltips(svg) == [f"{first} … {last}"]
+
+
+# --- PNG resolution, inline SVG -----------------------------------------------------------------
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels from a PNG's IHDR chunk."""
+    data = path.read_bytes()
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_png_resolution_defaults_above_96_dpi_and_follows_dpi(tmp_path: Path) -> None:
+    if gv.find_dot() is None:
+        pytest.skip("no system Graphviz: apt-get install graphviz")
+    classifier = ZOO["classifier"].build()
+    at_96 = png_size(gv.render(classifier, tmp_path / "96.png", dpi=96))
+    default = png_size(gv.render(classifier, tmp_path / "default.png"))
+    at_300 = png_size(gv.render(classifier, tmp_path / "300.png", dpi=300))
+    assert gv.PNG_DPI == 192
+    for size, scale in ((default, 2), (at_300, 300 / 96)):  # Graphviz rounds to whole pixels
+        assert abs(size[0] - at_96[0] * scale) <= 2 * scale
+        assert abs(size[1] - at_96[1] * scale) <= 2 * scale
+    assert default[1] >= 1000  # the classifier was 512 pixels high at Graphviz' 96 dpi
+
+
+@pytest.mark.parametrize(
+    ("name", "dpi", "match"),
+    [
+        ("m.png", 0, r"dpi must be a number from 1 to 2400 \(a PNG's resolution\), got 0"),
+        ("m.png", "300", r"dpi must be a number .* got '300'"),
+        ("m.png", True, r"dpi must be a number .* got True"),
+        ("m.svg", 300, r"dpi sets a PNG's resolution; a \.svg has none .*: drop dpi or write"),
+        ("m.pdf", 300, r"a \.pdf has none"),
+    ],
+)
+def test_bad_dpi_is_refused(tmp_path: Path, name: str, dpi: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        gv.render(mlp(), tmp_path / name, dpi=dpi)
+    assert not (tmp_path / name).exists()
+
+
+def test_svg_text_is_inline_ready() -> None:
+    if gv.find_dot() is None:
+        pytest.skip("no system Graphviz: apt-get install graphviz")
+    text = gv.svg(stacked(), expand=True)
+    assert text is not None and text.startswith("<svg") and text.rstrip().endswith("</svg>")
+    assert "select" in svg_texts(text.encode())
+    with pytest.raises(ValueError, match="backend must be one of auto, dot, wasm"):
+        gv.svg(stacked(), backend="inkscape")
