@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import subprocess
 import sys
@@ -9,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import safetensors.numpy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from specchain.cli import build_parser, main
 from specchain.models import ZOO
@@ -491,3 +495,35 @@ def test_render_backend_option(tmp_path: Path) -> None:
     assert b"<svg" in (tmp_path / "b.svg").read_bytes()
     done = typed(tmp_path, "specchain render zoo:bilstm -o b.png --backend wasm")
     assert done.returncode == 2 and "renders .svg only" in done.stderr
+
+
+OPTION_TOKENS = st.sampled_from(
+    [
+        *["summary", "render", "zoo:classifier", "zoo:attention_seq2seq", "-o", "m", "m.png"],
+        *["m.svg", "m.dot", "--shape", "20,4,8", "12,4,8", "1,2", "x", "--dpi", "0", "300", "nan"],
+        *["--format", "png", "dot", "--depth", "1", "--direction", "LR", "--backend", "wasm"],
+        *["--hide-shapes", "--plain-labels", "--collapse-repeats", "--version", "--expand"],
+    ]
+)
+
+
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(argv=st.lists(OPTION_TOKENS | st.text(alphabet="0123456789,.x-", max_size=6), max_size=8))
+def test_any_diagram_or_summary_option_line_exits_0_or_2_with_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse: --help, --version (0) or a usage error (2)
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    assert code in (0, 2), (argv, code, err.getvalue())
+    if code == 2:
+        assert len(err.getvalue().splitlines()) == 1, err.getvalue()
