@@ -15,6 +15,8 @@ from typing import Any
 
 from specchain.types import SpecError
 
+ZOO_BUDGET = 10_000_000  # parameter elements the zoo's models may declare (zeros, not drawn)
+
 
 class OptionError(SpecError):
     """A diagram or summary option that does not fit the rest of the command line."""
@@ -22,11 +24,15 @@ class OptionError(SpecError):
 
 @functools.cache
 def model_forms() -> str:
-    """The MODEL forms and the zoo's names with their types, for ``--help``."""
+    """The MODEL forms and the zoo's names with their types, for ``--help``. The zoo models
+    are built without drawing weights: the initialisation stream does not move, so a model
+    that MODEL's file builds afterwards gets the weights ``python file.py`` gives it."""
     from specchain.models import ZOO
+    from specchain.params import without_init
 
     width = max(len(name) for name in ZOO) + len("zoo:")
-    built = {name: entry.build() for name, entry in ZOO.items()}
+    with without_init(ZOO_BUDGET):
+        built = {name: entry.build() for name, entry in ZOO.items()}
     zoo = "\n".join(
         f"  {('zoo:' + name).ljust(width)}  {model.in_type} -> {model.out_type}"
         for name, model in built.items()

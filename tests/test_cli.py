@@ -527,3 +527,20 @@ def test_any_diagram_or_summary_option_line_exits_0_or_2_with_one_error_line(
     assert code in (0, 2), (argv, code, err.getvalue())
     if code == 2:
         assert len(err.getvalue().splitlines()) == 1, err.getvalue()
+
+
+def test_building_the_help_draws_no_weights() -> None:
+    """The zoo listed in --help is built without drawing from the initialisation stream: a
+    user's model built after the command line is parsed gets the weights it gets alone."""
+    import numpy as np
+
+    import specchain as sc
+    from specchain import cli_options
+    from specchain.modules import LSTM
+
+    sc.seed(3)
+    alone = LSTM(4, 5).params["weight_ih_l0"].copy()
+    sc.seed(3)
+    cli_options.model_forms.cache_clear()
+    build_parser()
+    np.testing.assert_array_equal(LSTM(4, 5).params["weight_ih_l0"], alone)
