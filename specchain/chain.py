@@ -227,10 +227,18 @@ class SpecChain:
 
         load_state_dict(self, state_dict, strict=strict)
 
-    def summary(self) -> str:
+    def summary(self, input_shape: Any = None) -> str:
+        """The table of nodes (``specchain.summary``); ``input_shape=(20, 4, 8)`` shows the
+        concrete shapes of a call with those sizes and its parameter and activation memory."""
         from specchain.summary import summary
 
-        return summary(self)
+        return summary(self, input_shape)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the diagram (inline SVG) above the summary table."""
+        from specchain.notebook import chain_html
+
+        return chain_html(self)
 
     def lint(self) -> None:
         """Check acyclicity, ports, names and types (hyper-parameters may have been edited behind

