@@ -192,9 +192,6 @@ class LSTMCell(Cell, NNModuleSpec, family="recurrent"):
         h = self.hidden_size
         return cell_param_decls(stacked_param_decls(self.input_size, h, 4 * h, bias=self.bias))
 
-    def describe(self) -> str:
-        return f"{self.input_size} -> {self.hidden_size}" + ("" if self.bias else ", no bias")
-
     def direction(self) -> Direction:
         return LSTMDirection()
 

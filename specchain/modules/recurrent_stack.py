@@ -317,12 +317,21 @@ class Cell:
     signature: ClassVar[Signature]
     input_size: int
     hidden_size: int
+    bias: bool
 
     def direction(self) -> Direction:
         raise NotImplementedError
 
     def state_slots(self) -> tuple[StateSlot, ...]:
         raise NotImplementedError
+
+    def options_description(self) -> list[str]:
+        """The family's own options for ``describe``."""
+        return []
+
+    def describe(self) -> str:
+        parts = [f"{self.input_size} -> {self.hidden_size}", *self.options_description()]
+        return ", ".join(parts + ([] if self.bias else ["no bias"]))
 
     @property
     def in_type(self) -> Type:

@@ -148,11 +148,8 @@ class RNNCell(Cell, NNModuleSpec, family="recurrent"):
         h = self.hidden_size
         return cell_param_decls(stacked_param_decls(self.input_size, h, h, bias=self.bias))
 
-    def describe(self) -> str:
-        parts = [f"{self.input_size} -> {self.hidden_size}"]
-        if self.nonlinearity != "tanh":
-            parts.append(self.nonlinearity)
-        return ", ".join(parts + ([] if self.bias else ["no bias"]))
+    def options_description(self) -> list[str]:
+        return [] if self.nonlinearity == "tanh" else [self.nonlinearity]
 
     def direction(self) -> Direction:
         return RNNDirection(self.nonlinearity)
