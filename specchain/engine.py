@@ -69,13 +69,14 @@ class Plan:
     steps: tuple[Step, ...]
     out_edges: tuple[Edge, ...]
     out_whole: bool
+    parameters: tuple[tuple[str, NNModuleSpec, str], ...]  # (full name, owning spec, local name)
 
 
 def build_plan(chain: SpecChain) -> Plan:
     """The chain's execution plan (``chain.plan`` caches it)."""
+    owners = chain.parameter_owners()
     canonical = {
-        (id(chain.spec(node).params), local): full
-        for full, (node, local) in chain.parameter_owners().items()
+        (id(chain.spec(node).params), local): full for full, (node, local) in owners.items()
     }
     steps = []
     for node in chain.nodes:
@@ -87,7 +88,8 @@ def build_plan(chain: SpecChain) -> Plan:
         per_step = spec.acts_per_step(in_type)
         steps.append(Step(node, spec, edges, _is_whole(edges), names, in_type, out_type, per_step))
     out_edges = tuple(g.in_edges(chain.graph, OUTPUT))
-    return Plan(tuple(steps), out_edges, _is_whole(out_edges))
+    parameters = tuple((full, chain.spec(node), local) for full, (node, local) in owners.items())
+    return Plan(tuple(steps), out_edges, _is_whole(out_edges), parameters)
 
 
 def _is_whole(edges: tuple[Edge, ...]) -> bool:
@@ -289,8 +291,10 @@ def backward(chain: SpecChain, tape: Tape, dy: Value) -> tuple[Value, dict[str, 
             grads[full] = grads[full] + d if full in grads else d
         _route(cotangents, tape.values, step.edges, step.whole, dx)
     dx = materialize(cotangents.get(INPUT), tape.values[INPUT])
-    params = chain.named_parameters()
-    return dx, {name: grads.get(name, np.zeros_like(p)) for name, p in params.items()}
+    return dx, {  # every parameter, in the order of named_parameters()
+        full: grads[full] if full in grads else np.zeros_like(spec.params[local])
+        for full, spec, local in plan.parameters
+    }
 
 
 def _check_cotangent(dy: Value, output: Value, path: tuple[int, ...] = ()) -> Value:

@@ -24,6 +24,7 @@ directly with weights whose i, f, o rows are halved (exact in binary floating po
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import attrs
@@ -73,12 +74,15 @@ class LayerGrads:
     w_hr: np.ndarray | None
 
 
+@functools.lru_cache(maxsize=64)
 def _gate_affine(hidden: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column ``(scale, shift)``: 1/2 for the sigmoid gates i, f, o and (1, 0) for g."""
+    """Per-column ``(scale, shift)``: 1/2 for the sigmoid gates i, f, o and (1, 0) for g.
+    Constants of ``(hidden, dtype)``, made once and read-only."""
     scale = np.full(4 * hidden, 0.5, dtype)
     shift = np.full(4 * hidden, 0.5, dtype)
     scale[2 * hidden : 3 * hidden] = 1.0
     shift[2 * hidden : 3 * hidden] = 0.0
+    scale.flags.writeable = shift.flags.writeable = False
     return scale, shift
 
 
@@ -100,7 +104,7 @@ def layer_forward(
     x = runs.sorted_input(x)
     hidden, proj = w.hidden, w.w_hh.shape[1]
     scale, shift = _gate_affine(hidden, x.dtype)
-    w_hh_t = np.ascontiguousarray((w.w_hh * scale[:, None]).T)
+    w_hh_t = np.multiply(w.w_hh.T, scale, order="C")  # [P, 4H], contiguous for the steps
     gates = np.matmul(x.reshape(steps * batch, features), (w.w_ih * scale[:, None]).T)
     gates = gates.reshape(steps, batch, 4 * hidden)
     if w.bias is not None:
