@@ -76,6 +76,7 @@ class TorchEngine:
         self.torch_optimizer = _torch_optimizer(torch, optimizer, self.params)
         self.output_lengths = lengths.output_lengths_argument(chain, self.names)
         self.checked_inputs = False
+        self.module.train(True)  # dropout on: every step trains (validation runs in numpy)
 
     def refresh(self) -> None:
         """Take the spec's current weights, the optimizer's hyper-parameters and state (``fit``
@@ -86,6 +87,7 @@ class TorchEngine:
             for ours, p in self.params.items():
                 p.copy_(self.torch.from_numpy(mine[ours]))
         self.torch_optimizer = _torch_optimizer(self.torch, self.optimizer, self.params)
+        self.module.train(True)
 
     def seed(self, seed: int) -> None:
         """Seed torch's dropout masks (``fit`` derives it from its ``rng``)."""
@@ -106,7 +108,6 @@ class TorchEngine:
         None when not asked for)``. Raises ``FloatingPointError`` (nothing updated) if the loss
         or a gradient is not finite."""
         torch = self.torch
-        self.module.train(True)
         data, given = arguments.split_lengths(self.names, xb)
         if not self.checked_inputs:
             self._check_inputs(data)
@@ -132,19 +133,29 @@ class TorchEngine:
             raise FloatingPointError(f"the loss is {number}")
         self.torch_optimizer.zero_grad(set_to_none=True)
         value.backward()
-        with_grad = [(ours, p.grad) for ours, p in self.params.items() if p.grad is not None]
-        largest = torch._foreach_norm([g for _, g in with_grad], math.inf)  # one pass each
-        finite = torch.isfinite(torch.stack(largest)) if largest else torch.ones(0, dtype=bool)
-        if not bool(finite.all()):  # one sync per step, as the loss's
-            bad = with_grad[int((~finite).nonzero()[0])][0]
-            raise FloatingPointError(
-                f"the gradient of {bad!r} is not finite (the loss is {number})"
-            )
+        self._check_gradients(number)
         norm = None
         if self.clip is not None:
             grads = [p for p in self.params.values() if p.grad is not None]
             norm = float(torch.nn.utils.clip_grad_norm_(grads, self.clip, foreach=False))
         return number, norm, result
+
+    def _check_gradients(self, loss: float) -> None:
+        """Raise ``FloatingPointError`` naming the first parameter whose gradient holds a NaN
+        or an infinity, as the numpy engine does. One fused pass over every gradient and one
+        sync: the non-finite check of ``torch.amp.GradScaler`` (scaling by exactly 1, which
+        changes no value); only after a hit is each gradient tested, to name it."""
+        torch = self.torch
+        grads = {ours: p.grad for ours, p in self.params.items() if p.grad is not None}
+        if not grads:
+            return
+        found = torch.zeros(1, device=self.device)
+        one = torch.ones(1, device=self.device)
+        torch._amp_foreach_non_finite_check_and_unscale_(list(grads.values()), found, one)
+        if not float(found):
+            return
+        bad = next(ours for ours, grad in grads.items() if not bool(torch.isfinite(grad).all()))
+        raise FloatingPointError(f"the gradient of {bad!r} is not finite (the loss is {loss})")
 
     def update(self) -> None:
         """The optimizer step with the gradients of the last ``gradients`` call."""

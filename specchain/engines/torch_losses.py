@@ -33,9 +33,11 @@ def torch_loss_value(torch: ModuleType, loss: Loss, y: Any, target: Any, keep: A
     elif isinstance(loss, CrossEntropyLoss):
         if keep is not None:  # positions left out count as ignore_index does
             target = torch.where(keep, target, torch.full_like(target, loss.ignore_index))
+        if y.dim() != 2:  # [..., C] scores: positions flattened
+            y, target = y.reshape(-1, y.shape[-1]), target.reshape(-1)
         return functional.cross_entropy(
-            y.reshape(-1, y.shape[-1]),
-            target.reshape(-1),
+            y,
+            target,
             ignore_index=loss.ignore_index,
             reduction=loss.reduction,
         )

@@ -149,3 +149,20 @@ def test_refusals_name_the_fix() -> None:
 
     with pytest.raises(SpecError, match=r"SGD or Adam from specchain.optim.*engine='numpy'"):
         TorchEngine(model, mse, Plain(model))
+
+
+def test_a_gradient_that_is_not_finite_is_named_and_nothing_updates() -> None:
+    model = BUILDERS["classifier"]().to(np.float64)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    engine = TorchEngine(model, cross_entropy, Adam(model))
+    # a finite loss whose backward turns one gradient infinite (as an overflow would)
+    name = list(engine.params)[-1]
+    engine.params[name].register_hook(lambda grad: grad * float("inf"))
+    x, y = np.ones((4, 3, 8)), np.array([0, 1, 2])
+    with pytest.raises(FloatingPointError, match=rf"gradient of '{name}' is not finite \(the loss"):
+        engine.step(x, y)
+    engine.finish()
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+    clean = TorchEngine(model, cross_entropy, Adam(model))  # finite gradients pass the check
+    assert np.isfinite(clean.step(x, y)[0])
