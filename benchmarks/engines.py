@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import blas_kernels
 
 import specchain as sc
 from specchain.callbacks import Callback
@@ -124,6 +125,7 @@ def main() -> None:
     kind = "wall" if args.wall else "CPU"
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads; mean epoch {kind} seconds")
+    print(f"numpy's BLAS: {blas_kernels()}")
     print(
         f"{'size':<7}{'numpy':>9}{'torch eng':>11}{'hand':>9}{'np/eng':>9}{'eng/hand':>10}"
         f"{'eng setup':>11}"

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from timing import median_seconds
+from timing import blas_kernels, median_seconds
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import specchain as sc
@@ -314,6 +314,7 @@ def main() -> None:
     timer = cpu_median if args.cpu_time else median_seconds
     threads = torch.get_num_threads()
     print(f"float32, torch {torch.__version__}, {threads} threads (numpy's BLAS uses its own pool)")
+    print(f"numpy's BLAS: {blas_kernels()}")
     if args.table in ("all", "full"):
         full_batch_table(args.repeats, args.cells, timer)
     if args.table in ("all", "lengths"):

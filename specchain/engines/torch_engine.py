@@ -69,7 +69,9 @@ class TorchEngine:
                 "use device='cpu' (or install a CUDA build of torch on a machine with a GPU)"
             )
         self.names: Names = assign_names(chain)
+        held = torch.get_rng_state()  # torch draws initial weights, then takes the spec's
         self.module = build_torch_module(chain).to(self.device)
+        torch.set_rng_state(held)
         self.keys = {ours: self.names.state_key(chain, ours) for ours in chain.named_parameters()}
         named = dict(self.module.named_parameters())
         self.params = {ours: named[theirs] for ours, theirs in self.keys.items()}
@@ -77,6 +79,8 @@ class TorchEngine:
         self.output_lengths = lengths.output_lengths_argument(chain, self.names)
         self.checked_inputs = False
         self.module.train(True)  # dropout on: every step trains (validation runs in numpy)
+        self.dropout_stream: Any = None  # this engine's torch RNG state (``seed``)
+        self.user_stream: Any = None  # the caller's, held while the engine's is in use
 
     def refresh(self) -> None:
         """Take the spec's current weights, the optimizer's hyper-parameters and state (``fit``
@@ -88,10 +92,32 @@ class TorchEngine:
                 p.copy_(self.torch.from_numpy(mine[ours]))
         self.torch_optimizer = _torch_optimizer(self.torch, self.optimizer, self.params)
         self.module.train(True)
+        if self.dropout_stream is not None:  # the engine's dropout stream, until ``finish``
+            self.user_stream = self._rng_state()
+            self._set_rng_state(self.dropout_stream)
 
     def seed(self, seed: int) -> None:
-        """Seed torch's dropout masks (``fit`` derives it from its ``rng``)."""
+        """Seed this engine's own dropout stream (``fit`` derives the seed from its ``rng``).
+        torch's dropout draws from the global generator, so ``refresh`` swaps this stream in
+        and ``finish`` swaps the caller's back: between epochs, and after ``fit``, the global
+        torch generator is where the caller left it."""
+        held = self._rng_state()
         self.torch.manual_seed(seed)
+        self.dropout_stream = self._rng_state()
+        self._set_rng_state(held)
+
+    def _rng_state(self) -> tuple[Any, Any]:
+        """The global generator's state on the CPU and, when training there, the CUDA device."""
+        cuda = self.device.type == "cuda"
+        return self.torch.get_rng_state(), (
+            self.torch.cuda.get_rng_state(self.device) if cuda else None
+        )
+
+    def _set_rng_state(self, state: tuple[Any, Any]) -> None:
+        cpu, cuda = state
+        self.torch.set_rng_state(cpu)
+        if cuda is not None:
+            self.torch.cuda.set_rng_state(cuda, self.device)
 
     def step(self, xb: Any, yb: np.ndarray) -> tuple[float, float | None]:
         """One training step on a batch: ``(loss value, gradient norm before clipping or
@@ -197,6 +223,10 @@ class TorchEngine:
             for ours, p in self.params.items():
                 np.copyto(mine[ours], p.detach().cpu().numpy())
         self.optimizer.state = _specchain_state(self.torch_optimizer, self.params, mine)
+        if self.user_stream is not None:  # the caller's generator back (see ``seed``)
+            self.dropout_stream = self._rng_state()
+            self._set_rng_state(self.user_stream)
+            self.user_stream = None
 
 
 def _torch_optimizer(torch: ModuleType, optimizer: Optimizer, params: dict[str, Any]) -> Any:

@@ -166,3 +166,26 @@ def test_a_gradient_that_is_not_finite_is_named_and_nothing_updates() -> None:
         np.testing.assert_array_equal(value, before[key])
     clean = TorchEngine(model, cross_entropy, Adam(model))  # finite gradients pass the check
     assert np.isfinite(clean.step(x, y)[0])
+
+
+def test_dropout_draws_from_the_engines_own_stream_and_leaves_torchs_alone() -> None:
+    torch = pytest.importorskip("torch")
+    from specchain.train import fit
+
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((5, 12, 8)), rng.standard_normal((5, 12, 4))
+
+    def losses(seed: int) -> list[float]:
+        sc.seed(0)  # the same initial weights each time
+        model = zoo.stacked(8, 16, 4, num_layers=2, dropout=0.5).to(np.float64)
+        opt = Adam(model, lr=1e-2)
+        history = fit(model, (x, t), mse, opt, 2, 4, rng=seed, progress=False, engine="torch")
+        return history.step_loss
+
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    first = losses(0)
+    assert torch.equal(torch.rand(4), expected)  # the caller's generator was left where it was
+    assert losses(0) == first  # the same rng, the same dropout masks
+    assert losses(1) != first
