@@ -61,12 +61,7 @@ def _assert_equal_runs(
         np.testing.assert_allclose(value, mine[key], rtol=1e-9, atol=1e-12, err_msg=key)
 
 
-# fit takes one input array (with its lengths); the two-input attention model trains through
-# TorchEngine directly, equal to numpy there too (test_torch_engine.py)
-ONE_INPUT = [name for name in BUILDERS if name != "attention_seq2seq"]
-
-
-@pytest.mark.parametrize("name", ONE_INPUT)
+@pytest.mark.parametrize("name", BUILDERS)
 def test_twenty_adam_steps_equal_the_numpy_engine(name: str) -> None:
     _assert_equal_runs(*_fit_both(name, lengths=False))
 
