@@ -6,7 +6,9 @@ inputs with ``[N]`` labels or ``[T, N, ...]`` per-step targets). Both sides must
 Padded batches of variable-length sequences: give the inputs as ``(x, lengths)`` (or a
 ``Padded``) with ``lengths`` int ``[N]``; each mini-batch takes its examples' lengths, and the
 loss skips the padding of the model's ``Padded`` output (``specchain.losses``). Targets stay
-plain arrays (their padded positions are never read).
+plain arrays (their padded positions are never read). A model with several inputs takes a tuple
+(or list) of inputs, one per input (each an array, ``(x, lengths)`` or a ``Padded``), and every
+batch takes the same examples from each.
 """
 
 from __future__ import annotations
@@ -121,6 +123,8 @@ def fit(
             (``[T, N, F]`` inputs with ``[N]`` labels, or ``[T, N, ...]`` targets), or a
             ``specchain.data`` dataset (anything with ``.inputs`` and ``.targets``). The inputs
             may be ``(x, lengths)`` or a ``Padded``: a padded batch with int ``[N]`` lengths.
+            A model whose input type is a tuple of k items takes a k-tuple (or list) of inputs,
+            e.g. ``((source, decoder_inputs), y)``, each on its own batch axis, all with N.
         loss: a loss object, ``sc.losses.cross_entropy`` or ``sc.losses.mse`` (scalar reduction).
         optimizer: an ``specchain.optim`` optimizer built on ``model``.
         epochs: the epoch to train until, as in Keras: epochs ``initial_epoch + 1 .. epochs``.
@@ -295,7 +299,8 @@ def _interrupted(history: History, epochs: int, forced: bool) -> TrainingInterru
 
 def evaluate(model: SpecChain, inputs: Inputs, targets: np.ndarray, loss: Loss) -> float:
     """The loss of the whole set in inference mode (dropout off), in one forward pass;
-    ``inputs`` may be ``(x, lengths)`` or a ``Padded`` (the loss then skips the padding)."""
+    ``inputs`` may be ``(x, lengths)`` or a ``Padded`` (the loss then skips the padding), or a
+    tuple of inputs for a model with several."""
     chain = _as_model(model)
     loss = check_loss("evaluate", loss)
     examples, targets = unpack("evaluate", chain, (inputs, targets))
