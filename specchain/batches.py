@@ -152,8 +152,9 @@ def _tree(owner: str, t: Type, value: object, where: str, top: bool = False) -> 
             if isinstance(value, (tuple, list))
             else f"a {type(value).__name__}"
         )
+        taker = "the model" if where == "inputs" else "this input"
         raise SpecTypeError(
-            f"{owner}.{where}: the model takes {k} inputs {t}; pass a tuple of {k} (one per "
+            f"{owner}.{where}: {taker} takes {k} inputs {t}; pass a tuple of {k} (one per "
             f"input, in that order: each an array, (x, lengths) or a Padded), got {got}"
         )
     names = t.names or (None,) * k
@@ -218,10 +219,8 @@ def _batch_position(t: Type) -> int | None:
     return role_axis(t.dims, BATCH) if isinstance(t, TensorType) else None
 
 
-def target_axis(model: SpecChain, inputs: Examples, targets: np.ndarray) -> int:
-    """The targets' axis holding the examples, after checking that every input has its own
-    (inputs first, then targets, as the messages read best)."""
-    inputs.check_axes(model)
+def target_axis(model: SpecChain, targets: np.ndarray) -> int:
+    """The targets' axis holding the examples (by the model's output type, else by rank)."""
     axis = _batch_position(model.out_type)
     if axis is None or axis >= targets.ndim:
         axis = 0 if targets.ndim == 1 else 1
@@ -239,5 +238,6 @@ def batch_axes(model: SpecChain, inputs: Inputs, targets: np.ndarray) -> tuple[A
     model with several inputs the input axis is a tuple, one axis per input (nested as they
     are)."""
     found = examples("batch_axes", model, inputs)
-    out_axis = target_axis(model, found, targets)
+    found.check_axes(model)
+    out_axis = target_axis(model, targets)
     return tree_map(lambda part: part.axis, found.tree), out_axis

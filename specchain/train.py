@@ -187,7 +187,8 @@ def fit(
     hooks = check_callbacks("fit", callbacks)
     _check_optimizer(chain, optimizer)
     check_loss_fits("fit", chain, loss, targets)
-    out_axis = target_axis(chain, inputs, targets)
+    inputs.check_axes(chain)
+    out_axis = target_axis(chain, targets)
     inputs.check_lengths("fit")
     n = check_example_counts("fit", chain, inputs, targets, out_axis)
     if n == 0:
@@ -273,7 +274,8 @@ def _engine(
 def _validation(chain: SpecChain, loss: Loss, data: Data) -> tuple[Examples, np.ndarray]:
     inputs, targets = unpack("fit.validation_data", chain, data)
     check_loss_fits("fit.validation_data", chain, loss, targets)
-    out_axis = target_axis(chain, inputs, targets)
+    inputs.check_axes(chain)
+    out_axis = target_axis(chain, targets)
     inputs.check_lengths("fit.validation_data")
     check_example_counts("fit.validation_data", chain, inputs, targets, out_axis)
     return inputs, targets

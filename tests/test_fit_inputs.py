@@ -211,3 +211,14 @@ def test_the_training_file_refuses_several_inputs_naming_the_fix(tmp_path: Path)
         r"2 .*: train it in one process with fit\(\.\.\., engine='torch'\), which takes a tuple",
     ):
         write_training_file(tmp_path / "data.npz", model, two_inputs())
+
+
+def test_an_input_without_its_batch_axis_is_named() -> None:
+    model = attention()
+    (source, decoder), targets = two_inputs()
+    with pytest.raises(
+        sc.ShapeError,
+        match=r"^inputs\[1\] \(decoder_inputs\) of shape \[3\] have no batch axis 1; the model "
+        r"takes \(source: \[S, B, 3\], decoder_inputs: \[T, B, 3\]\)",
+    ):
+        fit(model, ((source, decoder[:, 0, 0]), targets), sc.losses.mse, SGD(model, lr=0.1))

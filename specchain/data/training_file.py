@@ -29,7 +29,8 @@ def write_training_file(path: str | Path, model: SpecChain, data: Any) -> Path:
             "input arrays"
         )
     inputs, targets = unpack("write_training_file", model, data)
-    y_axis = target_axis(model, inputs, targets)
+    inputs.check_axes(model)
+    y_axis = target_axis(model, targets)
     (part,) = inputs.parts
     x_axis = part.axis
     arrays: dict[str, np.ndarray] = {
