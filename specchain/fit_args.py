@@ -66,18 +66,19 @@ def check_loss_fits(owner: str, model: SpecChain, loss: Loss, targets: np.ndarra
 
 
 def check_example_counts(
-    owner: str, model: SpecChain, inputs: Examples, targets: np.ndarray, axes: tuple[int, int]
+    owner: str, model: SpecChain, inputs: Examples, targets: np.ndarray, out_axis: int
 ) -> int:
-    """The number of examples N, the same on both sides; batch-first data into a time-major
-    model gets the fix."""
-    in_axis, out_axis = axes
-    shape = inputs.data.shape
-    n, wanted = shape[in_axis], targets.shape[out_axis]
+    """The number of examples N, the same in every input and in the targets; batch-first data
+    into a time-major model gets the fix."""
+    inputs.check_counts(owner)
+    first = inputs.parts[0]
+    in_axis, shape = first.axis, first.data.shape
+    n, wanted = first.n, targets.shape[out_axis]
     if n == wanted:
-        return int(n)
+        return n
     message = (
-        f"{owner}: inputs hold {n} examples on axis {in_axis} (shape {list(shape)}) but targets "
-        f"hold {wanted} on axis {out_axis} (shape {list(targets.shape)}); they must match"
+        f"{owner}: {first.where} hold {n} examples on axis {in_axis} (shape {list(shape)}) but "
+        f"targets hold {wanted} on axis {out_axis} (shape {list(targets.shape)}); they must match"
     )
     if in_axis == 1 and shape[0] == wanted:
         swapped = [shape[1], shape[0], *shape[2:]]

@@ -6,7 +6,9 @@ inputs with ``[N]`` labels or ``[T, N, ...]`` per-step targets). Both sides must
 Padded batches of variable-length sequences: give the inputs as ``(x, lengths)`` (or a
 ``Padded``) with ``lengths`` int ``[N]``; each mini-batch takes its examples' lengths, and the
 loss skips the padding of the model's ``Padded`` output (``specchain.losses``). Targets stay
-plain arrays (their padded positions are never read).
+plain arrays (their padded positions are never read). A model with several inputs takes a tuple
+(or list) of inputs, one per input (each an array, ``(x, lengths)`` or a ``Padded``), and every
+batch takes the same examples from each.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specchain.batches import Data, Examples, Inputs, batch_axes, unpack
+from specchain.batches import Data, Examples, Inputs, batch_axes, target_axis, unpack
 from specchain.callbacks import Callback
 from specchain.chain import SpecChain
 from specchain.checkpoints import TrainingState, checkpoint_file, load_checkpoint, save_checkpoint
@@ -121,6 +123,8 @@ def fit(
             (``[T, N, F]`` inputs with ``[N]`` labels, or ``[T, N, ...]`` targets), or a
             ``specchain.data`` dataset (anything with ``.inputs`` and ``.targets``). The inputs
             may be ``(x, lengths)`` or a ``Padded``: a padded batch with int ``[N]`` lengths.
+            A model whose input type is a tuple of k items takes a k-tuple (or list) of inputs,
+            e.g. ``((source, decoder_inputs), y)``, each on its own batch axis, all with N.
         loss: a loss object, ``sc.losses.cross_entropy`` or ``sc.losses.mse`` (scalar reduction).
         optimizer: an ``specchain.optim`` optimizer built on ``model``.
         epochs: the epoch to train until, as in Keras: epochs ``initial_epoch + 1 .. epochs``.
@@ -170,7 +174,7 @@ def fit(
     """
     chain = _as_model(model)
     loss = check_loss("fit", loss)
-    inputs, targets = unpack("fit", data)
+    inputs, targets = unpack("fit", chain, data)
     epochs = check_positive_int("fit", "epochs", epochs)
     batch_size = check_positive_int("fit", "batch_size", batch_size)
     if clip is not None:
@@ -183,11 +187,12 @@ def fit(
     hooks = check_callbacks("fit", callbacks)
     _check_optimizer(chain, optimizer)
     check_loss_fits("fit", chain, loss, targets)
-    axes = batch_axes(chain, inputs.call_input(), targets)
-    inputs.check_lengths(chain, axes[0], "fit")
-    n = check_example_counts("fit", chain, inputs, targets, axes)
+    inputs.check_axes(chain)
+    out_axis = target_axis(chain, targets)
+    inputs.check_lengths("fit")
+    n = check_example_counts("fit", chain, inputs, targets, out_axis)
     if n == 0:
-        raise SpecError(f"fit got no training examples (inputs of shape {list(inputs.data.shape)})")
+        raise SpecError(f"fit got no training examples (inputs of shape {inputs.shapes()})")
     held_out = None if validation_data is None else _validation(chain, loss, validation_data)
     printer = EpochProgress(progress, epochs)
     state = TrainingState(initial_epoch, History(), runtime_generator(rng))
@@ -198,7 +203,7 @@ def fit(
         printer.note(f"resumed from {saved} after epoch {state.epoch}{done}")
     stepper = _engine(engine, device, chain, loss, optimizer, clip, state.rng)
     run = EpochRunner(
-        chain, loss, optimizer, inputs, targets, axes, batch_size, clip, scorers, state, stepper
+        chain, loss, optimizer, inputs, targets, out_axis, batch_size, clip, scorers, state, stepper
     )
     for hook in hooks:
         hook.set_model(chain)
@@ -267,11 +272,12 @@ def _engine(
 
 
 def _validation(chain: SpecChain, loss: Loss, data: Data) -> tuple[Examples, np.ndarray]:
-    inputs, targets = unpack("fit.validation_data", data)
+    inputs, targets = unpack("fit.validation_data", chain, data)
     check_loss_fits("fit.validation_data", chain, loss, targets)
-    axes = batch_axes(chain, inputs.call_input(), targets)
-    inputs.check_lengths(chain, axes[0], "fit.validation_data")
-    check_example_counts("fit.validation_data", chain, inputs, targets, axes)
+    inputs.check_axes(chain)
+    out_axis = target_axis(chain, targets)
+    inputs.check_lengths("fit.validation_data")
+    check_example_counts("fit.validation_data", chain, inputs, targets, out_axis)
     return inputs, targets
 
 
@@ -295,10 +301,11 @@ def _interrupted(history: History, epochs: int, forced: bool) -> TrainingInterru
 
 def evaluate(model: SpecChain, inputs: Inputs, targets: np.ndarray, loss: Loss) -> float:
     """The loss of the whole set in inference mode (dropout off), in one forward pass;
-    ``inputs`` may be ``(x, lengths)`` or a ``Padded`` (the loss then skips the padding)."""
+    ``inputs`` may be ``(x, lengths)`` or a ``Padded`` (the loss then skips the padding), or a
+    tuple of inputs for a model with several."""
     chain = _as_model(model)
     loss = check_loss("evaluate", loss)
-    examples, targets = unpack("evaluate", (inputs, targets))
+    examples, targets = unpack("evaluate", chain, (inputs, targets))
     check_loss_fits("evaluate", chain, loss, targets)
     return float(loss(chain(examples.call_input()), targets))
 

@@ -50,7 +50,7 @@ class EpochRunner:
         optimizer: Optimizer,
         inputs: Examples,
         targets: np.ndarray,
-        axes: tuple[int, int],
+        target_axis: int,
         batch_size: int,
         clip: float | None,
         scorers: dict[str, Metric],
@@ -58,9 +58,9 @@ class EpochRunner:
         engine: TorchEngine | None = None,
     ) -> None:
         self.chain, self.loss, self.optimizer, self.engine = chain, loss, optimizer, engine
-        self.inputs, self.targets, self.axes = inputs, targets, axes
+        self.inputs, self.targets, self.target_axis = inputs, targets, target_axis
         self.batch_size, self.clip, self.scorers, self.state = batch_size, clip, scorers, state
-        self.n = inputs.data.shape[axes[0]]
+        self.n = inputs.n
         self.start, self.previous_time = time.perf_counter(), state.history.wall_time
 
     def clock(self) -> None:
@@ -72,7 +72,6 @@ class EpochRunner:
     ) -> None:
         """Train one epoch and append its loss, metrics and time to the History."""
         history, generator = self.state.history, self.state.rng
-        in_axis, out_axis = self.axes
         steps = -(-self.n // self.batch_size)
         began = time.perf_counter()
         order = generator.permutation(self.n) if shuffle else np.arange(self.n)
@@ -81,8 +80,8 @@ class EpochRunner:
         printer.start(epoch, steps)
         for step in range(1, steps + 1):
             index = order[(step - 1) * self.batch_size : step * self.batch_size]
-            xb = self.inputs.take(index, in_axis)
-            yb = np.take(self.targets, index, axis=out_axis)
+            xb = self.inputs.take(index)  # the same examples from every input
+            yb = np.take(self.targets, index, axis=self.target_axis)
             try:
                 value, norm, update, y = self._gradients(xb, yb, generator)
             except (NotFinite, FloatingPointError) as err:

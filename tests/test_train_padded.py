@@ -169,8 +169,12 @@ def test_float_lengths_are_refused_with_the_fix() -> None:
         fit(model, data, sc.losses.cross_entropy, Adam(model), progress=False)
 
 
-def test_a_tuple_of_input_arrays_is_named_as_unsupported() -> None:
+def test_a_tuple_of_input_arrays_for_a_one_input_model_is_named() -> None:
     x, _, labels, _ = tagging_task()
     model = tagger()
-    with pytest.raises(TypeError, match=r"a tuple of several input arrays is not supported by fit"):
+    with pytest.raises(
+        TypeError,
+        match=r"a tuple of several input arrays is for a model with several inputs; this model "
+        r"takes one: \[\.\.\., 3\]\)$",
+    ):
         fit(model, ((x, x), labels), sc.losses.cross_entropy, Adam(model), progress=False)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from specchain.batches import batch_axes, unpack
+from specchain.batches import target_axis, unpack
 from specchain.chain import SpecChain
 from specchain.types import SpecError, TupleType
 
@@ -21,21 +21,26 @@ def write_training_file(path: str | Path, model: SpecChain, data: Any) -> Path:
     ``specchain.data`` dataset) as the ``.npz`` file ``train.py`` reads: ``x``, ``y``, optional
     ``lengths`` and ``x_batch_axis``/``y_batch_axis`` (where the N examples lie, found as ``fit``
     finds them)."""
-    inputs, targets = unpack("write_training_file", data)
     if isinstance(model.in_type, TupleType):
         raise SpecError(
-            "train.py trains models with one input (a sequence, with or without lengths); "
-            f"this model takes {len(model.in_type.items)}: train it with fit(..., engine='torch')"
+            "write_training_file: train.py trains models with one input (a sequence, with or "
+            f"without lengths); this model takes {len(model.in_type.items)} {model.in_type}: "
+            "train it in one process with fit(..., engine='torch'), which takes a tuple of "
+            "input arrays"
         )
-    x_axis, y_axis = batch_axes(model, inputs.call_input(), targets)
+    inputs, targets = unpack("write_training_file", model, data)
+    inputs.check_axes(model)
+    y_axis = target_axis(model, targets)
+    (part,) = inputs.parts
+    x_axis = part.axis
     arrays: dict[str, np.ndarray] = {
-        "x": np.asarray(inputs.data),
+        "x": np.asarray(part.data),
         "y": np.asarray(targets),
         "x_batch_axis": np.array(x_axis),
         "y_batch_axis": np.array(y_axis),
     }
-    if inputs.lengths is not None:
-        arrays["lengths"] = np.asarray(inputs.lengths, dtype=np.int64)
+    if part.lengths is not None:
+        arrays["lengths"] = np.asarray(part.lengths, dtype=np.int64)
     out = Path(path)
     with open(out, "wb") as handle:
         np.savez(handle, **arrays)  # type: ignore[arg-type]

@@ -61,14 +61,20 @@ def _assert_equal_runs(
         np.testing.assert_allclose(value, mine[key], rtol=1e-9, atol=1e-12, err_msg=key)
 
 
-# fit takes one input array (with its lengths); the two-input attention model trains through
-# TorchEngine directly, equal to numpy there too (test_torch_engine.py)
-ONE_INPUT = [name for name in BUILDERS if name != "attention_seq2seq"]
-
-
-@pytest.mark.parametrize("name", ONE_INPUT)
+@pytest.mark.parametrize("name", BUILDERS)
 def test_twenty_adam_steps_equal_the_numpy_engine(name: str) -> None:
     _assert_equal_runs(*_fit_both(name, lengths=False))
+
+
+def test_two_padded_inputs_with_validation_equal_the_numpy_engine() -> None:
+    """The attention model's source and decoder inputs, each ``(x, lengths)``, sliced together."""
+    model = BUILDERS["attention_seq2seq"](lengths=True).to(np.float64)
+    data = _data("attention_seq2seq", True, model)
+    ours, theirs, first, second = _fit_both(
+        "attention_seq2seq", True, data=data, validation_data=data
+    )
+    _assert_equal_runs(ours, theirs, first, second)
+    np.testing.assert_allclose(second.val_loss, first.val_loss, rtol=1e-9)
 
 
 def test_padded_language_model_with_cross_entropy_and_validation() -> None:
