@@ -16,7 +16,7 @@ import specchain as sc
 from specchain.exporters import pytorch
 from specchain.exporters.pytorch import Emitted, VerificationError, VerifyReport
 from specchain.exporters.pytorch.verdict import check_tensor
-from specchain.models import ZOO
+from specchain.models import ZOO, zoo
 from specchain.modules import Linear, Tanh
 from specchain.numerics import CONTRACT_TOLERANCES, contract_tolerances
 from specchain.spec import Context, NNModuleSpec, Params
@@ -218,3 +218,11 @@ def test_empty_tensors_pass_and_shapes_never_broadcast() -> None:
     assert check_tensor("e", np.zeros((0, 3)), np.zeros((0, 3))).ok
     with pytest.raises(pytorch.ExportError, match=r"^w: specchain has shape \[3\], the exported"):
         check_tensor("w", np.zeros(3), np.zeros((1, 3)))
+
+
+def test_training_mode_refuses_a_node_that_draws_random_numbers() -> None:
+    model = zoo.stacked(8, 16, 4, num_layers=2, dropout=0.5)
+    with pytest.raises(pytorch.ExportError, match=r"'lstm' \(LSTM\) draws random numbers"):
+        pytorch.verify(model, train=True)
+    assert pytorch.verify(model, train=False).ok  # inference: dropout off, the same function
+    assert pytorch.verify(zoo.stacked(8, 16, 4, num_layers=2, dropout=0.0), train=True).ok

@@ -70,7 +70,8 @@ def verify(
     tolerances for its dtype (float64: rtol 1e-7, atol 1e-9; float32: rtol 1e-4, atol 1e-5) unless
     ``rtol`` and ``atol`` are given (both). Returns the report (``report.ok``, ``print(report)``);
     with ``raise_on_fail=True`` a ``FAIL`` raises ``VerificationError`` (an ``AssertionError``)
-    holding the table. Training mode is only comparable without random masks (dropout p = 0)."""
+    holding the table. Training mode compares deterministic graphs only: a node that draws random
+    numbers in training (dropout with p > 0) is refused with an ExportError naming it."""
     import torch
 
     if (rtol is None) != (atol is None):
@@ -86,6 +87,8 @@ def verify(
     if inputs is None:
         inputs = arguments.with_example_lengths(names, model.in_type, example_input(model, rng=0))
     y_spec, tape = model.forward(inputs, train=train, rng=0)
+    if train:
+        _refuse_random_nodes(model, inputs, tape.values)
     y = padded.strip(y_spec)  # lengths ride along in the spec; the module returns the data
     if loss is not None:  # on a padded output, the loss leaves the padding out (as in training)
         value, dy = loss.value_and_grad(y_spec, targets)
@@ -151,3 +154,21 @@ def verify(
 def _random_like(value: Any, rng: np.random.Generator) -> Any:
     """A normal cotangent in each leaf's dtype."""
     return tree_map(lambda leaf: rng.standard_normal(leaf.shape).astype(leaf.dtype), value)
+
+
+def _refuse_random_nodes(model: SpecChain, inputs: Any, values: dict[str, Any]) -> None:
+    """Training mode compares only deterministic graphs: a node whose training-mode output
+    changes with the random stream (dropout with p > 0, a user's noise layer) draws other
+    numbers in torch, so its outputs differ by design. Found by a second forward with another
+    seed; the first such node (in execution order) is named."""
+    _, other = model.forward(inputs, train=True, rng=1)
+    for step in model.plan.steps:
+        mine = leaves(padded.strip(values[step.node]))
+        theirs = leaves(padded.strip(other.values[step.node]))
+        if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(mine, theirs)):
+            raise ExportError(
+                f"verify(train=True): node {step.node!r} ({step.spec.kind}) draws random numbers "
+                "in training (dropout masks), and numpy and torch draw different ones, so their "
+                "training-mode outputs differ by design; verify with train=False (no dropout), "
+                f"or build the model with a rate of 0 for {step.node!r} to compare training mode"
+            )
