@@ -13,7 +13,6 @@ batch takes the same examples from each.
 
 from __future__ import annotations
 
-import copy
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -201,7 +200,7 @@ def fit(
         state = load_checkpoint(saved, chain, optimizer)
         done = " (a callback stopped the run there: nothing more to train)" if state.stopped else ""
         printer.note(f"resumed from {saved} after epoch {state.epoch}{done}")
-    stepper = _engine(engine, device, chain, loss, optimizer, clip, state.rng)
+    stepper = _engine(engine, device, chain, loss, optimizer, clip)
     run = EpochRunner(
         chain, loss, optimizer, inputs, targets, out_axis, batch_size, clip, scorers, state, stepper
     )
@@ -254,10 +253,9 @@ def _engine(
     loss: Loss,
     optimizer: Optimizer,
     clip: float | None,
-    generator: np.random.Generator,
 ) -> TorchEngine | None:
-    """The torch engine for ``engine="torch"`` (seeded from a copy of ``generator``, so the
-    batch order is the numpy engine's), None for numpy; refuses anything else."""
+    """The torch engine for ``engine="torch"`` (its dropout stream is seeded before every
+    epoch: ``EpochRunner.refresh``), None for numpy; refuses anything else."""
     if engine not in ENGINES:
         raise out_of_range("fit", "engine", " or ".join(map(repr, ENGINES)), engine)
     if engine == "numpy":
@@ -266,9 +264,7 @@ def _engine(
                 f"fit: device={device!r} needs engine='torch'; the numpy engine runs on the CPU"
             )
         return None
-    stepper = TorchEngine(chain, loss, optimizer, device, clip)
-    stepper.seed(int(copy.deepcopy(generator).integers(2**62)))
-    return stepper
+    return TorchEngine(chain, loss, optimizer, device, clip)
 
 
 def _validation(chain: SpecChain, loss: Loss, data: Data) -> tuple[Examples, np.ndarray]:

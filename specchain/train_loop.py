@@ -9,6 +9,7 @@ an update (``specchain.interrupts``).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -123,8 +124,11 @@ class EpochRunner:
 
     def refresh(self) -> None:
         """With the torch engine: take the spec's weights and optimizer settings (before each
-        epoch, so changes made between epochs count)."""
+        epoch, so changes made between epochs count), and seed its dropout stream from a copy of
+        the run's generator as the epoch starts (a resumed run restores that generator, so it
+        draws the masks the uninterrupted run drew)."""
         if self.engine is not None:
+            self.engine.seed(int(copy.deepcopy(self.state.rng).integers(2**62)))
             self.engine.refresh()
 
     def sync(self) -> None:

@@ -77,7 +77,7 @@ class TorchEngine:
         self.params = {ours: named[theirs] for ours, theirs in self.keys.items()}
         self.torch_optimizer = _torch_optimizer(torch, optimizer, self.params)
         self.output_lengths = lengths.output_lengths_argument(chain, self.names)
-        self.checked_inputs = False
+        self.checked_inputs = self.checked_targets = False
         self.module.train(True)  # dropout on: every step trains (validation runs in numpy)
         self.dropout_stream: Any = None  # this engine's torch RNG state (``seed``)
         self.user_stream: Any = None  # the caller's, held while the engine's is in use
@@ -92,19 +92,29 @@ class TorchEngine:
                 p.copy_(self.torch.from_numpy(mine[ours]))
         self.torch_optimizer = _torch_optimizer(self.torch, self.optimizer, self.params)
         self.module.train(True)
-        if self.dropout_stream is not None:  # the engine's dropout stream, until ``finish``
-            self.user_stream = self._rng_state()
-            self._set_rng_state(self.dropout_stream)
+        self._use_own_stream()
 
     def seed(self, seed: int) -> None:
-        """Seed this engine's own dropout stream (``fit`` derives the seed from its ``rng``).
-        torch's dropout draws from the global generator, so ``refresh`` swaps this stream in
-        and ``finish`` swaps the caller's back: between epochs, and after ``fit``, the global
-        torch generator is where the caller left it."""
-        held = self._rng_state()
-        self.torch.manual_seed(seed)
-        self.dropout_stream = self._rng_state()
-        self._set_rng_state(held)
+        """Seed this engine's own dropout stream (``fit`` seeds it before every epoch from its
+        ``rng`` as the epoch starts, so a resumed run draws the masks the uninterrupted one
+        drew). torch's dropout draws from the global generator, so the engine swaps its stream
+        in for its steps (``refresh`` or the first ``gradients``) and ``finish`` swaps the
+        caller's back: between epochs, and after ``fit``, torch's generators are where the
+        caller left them. No global generator is reseeded."""
+        cpu = self.torch.Generator().manual_seed(seed).get_state()
+        cuda = None
+        if self.device.type == "cuda":
+            cuda = self.torch.Generator(device=self.device).manual_seed(seed).get_state()
+        if self.user_stream is None:
+            self.dropout_stream = (cpu, cuda)
+        else:  # in use: the new stream takes over now
+            self._set_rng_state((cpu, cuda))
+
+    def _use_own_stream(self) -> None:
+        """Swap this engine's dropout stream into torch's generator (once, until ``finish``)."""
+        if self.dropout_stream is not None and self.user_stream is None:
+            self.user_stream = self._rng_state()
+            self._set_rng_state(self.dropout_stream)
 
     def _rng_state(self) -> tuple[Any, Any]:
         """The global generator's state on the CPU and, when training there, the CUDA device."""
@@ -134,26 +144,30 @@ class TorchEngine:
         None when not asked for)``. Raises ``FloatingPointError`` (nothing updated) if the loss
         or a gradient is not finite."""
         torch = self.torch
+        self._use_own_stream()
         data, given = arguments.split_lengths(self.names, xb)
         if not self.checked_inputs:
             self._check_inputs(data)
-        lengths_in = {i: torch.from_numpy(np.asarray(v)) for i, v in given.items()}
+        lengths_in = {i: self._tensor(v) for i, v in given.items()}
         if isinstance(data, np.ndarray):  # one input: the common case, without the tree walk
             tensors = self._tensor(data)
         else:
             tensors = rebuild(data, iter(self._tensor(a) for a in leaves(data)))
         out = self.module(*arguments.call_arguments(self.names, tensors, lengths_in))
-        keep, result = None, (out.detach().cpu().numpy() if outputs else None)
-        if self.output_lengths is not None:
-            lens = given[self.output_lengths]
-            keep = self._keep_mask(out, lens)
-            if result is not None:
-                time, batch = padded.axes_for(self.chain.out_type, result.ndim)
-                result = padded.Padded(result, np.asarray(lens), time, batch)
+        lens = None if self.output_lengths is None else given[self.output_lengths]
+        keep = None if lens is None else self._keep_mask(out, lens)
+        result = self._numpy_output(out, lens) if outputs else None
+        if not self.checked_targets:  # numpy's checks of the targets, on the first batch
+            self.loss(self._numpy_output(out, lens), yb)
+            self.checked_targets = True
         target = self._tensor(yb)
         if not target.is_floating_point():
             target = target.long()  # class indices of any integer type, as numpy takes them
-        value = torch_loss_value(torch, self.loss, out, target, keep)
+        try:
+            value = torch_loss_value(torch, self.loss, out, target, keep)
+        except (IndexError, RuntimeError):  # e.g. a label out of range in a later batch:
+            self.loss(self._numpy_output(out, lens), yb)  # numpy's message names it
+            raise
         number = float(value.detach())
         if not math.isfinite(number):
             raise FloatingPointError(f"the loss is {number}")
@@ -175,8 +189,8 @@ class TorchEngine:
         grads = {ours: p.grad for ours, p in self.params.items() if p.grad is not None}
         if not grads:
             return
-        found = torch.zeros(1, device=self.device)
-        one = torch.ones(1, device=self.device)
+        found = torch.zeros(1, dtype=torch.float32, device=self.device)  # the op's dtype
+        one = torch.ones(1, dtype=torch.float32, device=self.device)
         torch._amp_foreach_non_finite_check_and_unscale_(list(grads.values()), found, one)
         if not float(found):
             return
@@ -204,6 +218,15 @@ class TorchEngine:
                     f"x.astype(np.{dtype}) or model.to(np.{kind})"
                 )
         self.checked_inputs = True
+
+    def _numpy_output(self, out: Any, lens: Any) -> Any:
+        """The module's output as numpy (a ``Padded`` for a padded output), as the loss and the
+        metrics take it."""
+        result = out.detach().cpu().numpy()
+        if lens is None:
+            return result
+        time, batch = padded.axes_for(self.chain.out_type, result.ndim)
+        return padded.Padded(result, np.asarray(lens), time, batch)
 
     def _tensor(self, a: Any) -> Any:
         return self.torch.from_numpy(np.ascontiguousarray(a)).to(self.device)

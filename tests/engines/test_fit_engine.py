@@ -224,3 +224,75 @@ def test_inputs_the_export_cannot_take_are_refused_with_the_fix() -> None:
     single = LSTM(3, 4).as_chain()
     with pytest.raises(SpecError, match=r"inputs are float64 but the model is float32"):
         fit(single, (x, np.zeros((5, 2, 4))), mse, Adam(single), progress=False, engine="torch")
+
+
+def _dropout_run(tmp: Path | None, epochs: int, model: sc.SpecChain | None = None) -> Any:
+    if model is None:
+        sc.seed(0)
+        model = zoo.stacked(8, 16, 4, num_layers=2, dropout=0.5).to(np.float64)
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((5, 12, 8)), rng.standard_normal((5, 12, 4)))
+    optimizer = Adam(model, lr=1e-2)
+    history = fit(
+        model,
+        data,
+        mse,
+        optimizer,
+        epochs,
+        4,
+        rng=1,
+        progress=False,
+        engine="torch",
+        checkpoint=tmp,
+    )
+    return model, history
+
+
+def test_a_resumed_run_with_dropout_is_the_uninterrupted_run(tmp_path: Path) -> None:
+    straight, whole = _dropout_run(None, 4)
+    _dropout_run(tmp_path, 2)  # stops after epoch 2, checkpointed
+    sc.seed(99)  # other initial weights: the checkpoint restores them
+    fresh = zoo.stacked(8, 16, 4, num_layers=2, dropout=0.5).to(np.float64)
+    resumed, history = _dropout_run(tmp_path, 4, fresh)
+    assert history.epoch_loss == whole.epoch_loss
+    for key, value in straight.named_parameters().items():
+        np.testing.assert_array_equal(resumed.named_parameters()[key], value, err_msg=key)
+
+
+def test_no_global_torch_generator_is_reseeded(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    calls: list[str] = []
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: calls.append("manual_seed"))
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append("cuda"))
+    _dropout_run(None, 1)
+    assert calls == []
+
+
+def test_default_dtype_float64_trains() -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        _, history = _dropout_run(None, 1)
+    finally:
+        torch.set_default_dtype(before)
+    assert np.isfinite(history.epoch_loss).all()
+
+
+def test_targets_get_the_numpy_engines_checks() -> None:
+    model = BUILDERS["classifier"]().to(np.float64)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 12, 8))
+
+    def train(targets: np.ndarray, loss: Any = mse) -> None:
+        data = (x, targets)
+        fit(model, data, loss, Adam(model), 1, 4, progress=False, engine="torch", shuffle=False)
+
+    with pytest.raises(sc.ShapeError, match="no broadcasting"):
+        train(rng.standard_normal((12, 1)))
+    with pytest.raises(TypeError, match="target dtype float32"):
+        train(rng.standard_normal((12, 3)).astype(np.float32))
+    labels = np.zeros(12, dtype=np.int64)
+    labels[9] = 7  # in the third batch: found when torch refuses it
+    with pytest.raises(SpecError, match=r"target 7 at position \[1\] is out of range for 3"):
+        train(labels, cross_entropy)

@@ -189,3 +189,19 @@ def test_dropout_draws_from_the_engines_own_stream_and_leaves_torchs_alone() -> 
     assert torch.equal(torch.rand(4), expected)  # the caller's generator was left where it was
     assert losses(0) == first  # the same rng, the same dropout masks
     assert losses(1) != first
+
+
+def test_a_seeded_engine_draws_the_same_masks_whatever_torchs_state() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((5, 6, 8)), rng.standard_normal((5, 6, 4))
+    values = []
+    for draws in (1, 1000):
+        sc.seed(0)
+        model = zoo.stacked(8, 16, 4, num_layers=2, dropout=0.5).to(np.float64)
+        engine = TorchEngine(model, mse, Adam(model))
+        torch.rand(draws)  # the caller's own use of torch's generator
+        engine.seed(0)
+        values.append(engine.step(x, t)[0])
+        engine.finish()
+    assert values[0] == values[1]

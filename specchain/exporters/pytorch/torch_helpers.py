@@ -230,6 +230,6 @@ class AttentionLSTM(nn.Module):
         y = self.output(torch.stack(states))
         if decoder_lengths is not None:  # zero past each target length
             steps_out = torch.arange(y.shape[0], device=y.device)
-            valid = steps_out[:, None] < decoder_lengths[None, :]
+            valid = steps_out[:, None] < decoder_lengths.to(y.device)[None, :]
             y = y * valid.to(y.dtype)[..., None]
         return y
