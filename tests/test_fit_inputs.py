@@ -203,14 +203,44 @@ def test_bad_lengths_of_one_input_are_named() -> None:
         fit(model, (too_long, targets), sc.losses.mse, SGD(model, lr=0.1), progress=False)
 
 
-def test_the_training_file_refuses_several_inputs_naming_the_fix(tmp_path: Path) -> None:
-    model = attention()
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+def test_the_training_file_holds_one_array_per_input(tmp_path: Path, lengths: bool) -> None:
+    """``x0``, ``x1`` (depth first), each with its batch axis and its lengths where padded; the
+    arrays read back are the ones given."""
+    inputs, targets = two_inputs(lengths)
+    write_training_file(tmp_path / "data.npz", attention(lengths), (inputs, targets))
+    with np.load(tmp_path / "data.npz") as data:
+        stored = dict(data)
+    padded = {"lengths0", "lengths1"} if lengths else set()
+    axes = {"x0_batch_axis", "x1_batch_axis", "y_batch_axis"}
+    assert set(stored) == {"x0", "x1", "y", *axes, *padded}
+    assert all(int(stored[key]) == 1 for key in axes)
+    for i, given in enumerate(inputs):
+        x, given_lengths = given if lengths else (given, None)
+        np.testing.assert_array_equal(stored[f"x{i}"], x)
+        if given_lengths is not None:
+            assert stored[f"lengths{i}"].dtype == np.int64
+            np.testing.assert_array_equal(stored[f"lengths{i}"], given_lengths)
+    np.testing.assert_array_equal(stored["y"], targets)
+
+
+def test_the_training_file_refuses_what_fit_refuses(tmp_path: Path) -> None:
+    model = attention(lengths=True)
+    ((source, source_lengths), (decoder, _)), targets = two_inputs(lengths=True)
+    too_long = ((source, source_lengths), (decoder, np.full(N, T + 1)))
     with pytest.raises(
-        sc.SpecError,
-        match=r"^write_training_file: train\.py trains models with one input .* this model takes "
-        r"2 .*: train it in one process with fit\(\.\.\., engine='torch'\), which takes a tuple",
+        sc.ShapeError,
+        match=r"^write_training_file inputs\[1\] \(decoder_inputs\): lengths\[0\] = 4 is outside",
     ):
-        write_training_file(tmp_path / "data.npz", model, two_inputs())
+        write_training_file(tmp_path / "data.npz", model, (too_long, targets))
+    fewer = ((source, source_lengths), (decoder[:, :-1], np.full(N - 1, T)))
+    with pytest.raises(
+        sc.ShapeError,
+        match=r"^write_training_file: inputs\[1\] \(decoder_inputs\) holds 9 examples on its "
+        r"batch axis 1 \(shape \[3, 9, 3\]\), expected 10",
+    ):
+        write_training_file(tmp_path / "data.npz", model, (fewer, targets))
+    assert not (tmp_path / "data.npz").exists()
 
 
 def test_an_input_without_its_batch_axis_is_named() -> None:

@@ -5,14 +5,17 @@ safetensors::
 
     torchrun --nproc_per_node=2 train.py --data data.npz --epochs 3 --batch-size 32 --lr 1e-3
 
-It reads the data file (``specchain.data.write_training_file``: arrays ``x``, ``y``, optional
-``lengths``, and the batch axis of each), shards the examples with ``DistributedSampler``
-(each process takes ``batch-size / world size`` of every global batch, so a step sees the same
-examples as one process with the whole batch), trains with ``gloo`` on CPU or ``nccl`` on
-GPUs, and saves rank 0's weights as ``model.safetensors`` (``load_torch_state`` reads them back
-into the spec). The loss is each process's mean over its positions that count (padding left
-out); DDP averages the gradients, which is the whole batch's mean when every process holds
-the same number of positions (always without padding).
+It reads the data file (``specchain.data.write_training_file``: ``x``, optional ``lengths`` and
+``x_batch_axis`` for one input; ``x0``, ``x1``, ... each with ``x{i}_batch_axis`` and optional
+``lengths{i}`` for several; and ``y``, ``y_batch_axis``), shards the examples with
+``DistributedSampler`` (each process takes ``batch-size / world size`` of every global batch, so
+a step sees the same examples as one process with the whole batch), takes the same examples from
+every input on its own batch axis, calls the exported ``forward`` with each input and its lengths
+right after it (``Names.signature``), trains with ``gloo`` on CPU or ``nccl`` on GPUs, and saves
+rank 0's weights as ``model.safetensors`` (``load_torch_state`` reads them back into the spec).
+The loss is each process's mean over its positions that count (padding left out); DDP averages
+the gradients, which is the whole batch's mean when every process holds the same number of
+positions (always without padding).
 """
 
 from __future__ import annotations
@@ -31,26 +34,36 @@ def trainer_source(model: SpecChain, class_name: str = "Model", loss: str = "mse
     """The text of ``train.py`` for ``model``'s export (``model.py`` with ``class_name``)."""
     if loss not in LOSSES:
         raise ExportError(f"train.py loss must be one of {list(LOSSES)}, got {loss!r}")
-    if isinstance(model.in_type, TupleType):
-        raise ExportError(
-            "train.py trains models with one input (a sequence, with or without lengths); "
-            f"this model takes {len(model.in_type.items)}: train it with fit(..., engine='torch')"
-        )
     names = assign_names(model, class_name)
+    items = model.in_type.items if isinstance(model.in_type, TupleType) else (model.in_type,)
+    for argument, item in zip(names.arguments, items, strict=True):
+        if isinstance(item, TupleType):
+            raise ExportError(
+                f"train.py gives each forward argument one tensor, but {argument!r} takes a "
+                f"tuple {item}; train this model with fit(..., engine='torch'), or give it "
+                "one input per tensor (a flat tuple of inputs)"
+            )
     out_type = model.out_type
-    padded_output = output_lengths_argument(model, names) is not None
-    if padded_output and isinstance(out_type, TensorType) and out_type.rank is not None:
+    output_lengths = output_lengths_argument(model, names)  # a padded output: mask the padding
+    time_axis, batch_axis = 0, None
+    if output_lengths is not None and isinstance(out_type, TensorType) and out_type.rank:
         time_axis, batch_axis = axes_for(out_type, out_type.rank)
-    else:
-        time_axis, batch_axis = 0, None
+    if batch_axis is None:
+        output_lengths = None
     return _TEMPLATE.format(
         class_name=class_name,
-        takes_lengths=bool(names.lengths),
-        padded_output=padded_output,
+        arguments=_tuple_text([f'"{name}"' for name in names.arguments]),
+        takes_lengths=_tuple_text([str(i in names.lengths) for i in range(len(names.arguments))]),
+        output_lengths=output_lengths,
         time_axis=time_axis,
         batch_axis=batch_axis,
         loss=loss,
     )
+
+
+def _tuple_text(items: list[str]) -> str:
+    """A tuple literal as ruff formats it: ``("x",)``, ``(True, False)``."""
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 _TEMPLATE = '''"""Train {class_name} (exported by specchain) with DistributedDataParallel.
@@ -58,12 +71,14 @@ _TEMPLATE = '''"""Train {class_name} (exported by specchain) with DistributedDat
     torchrun --nproc_per_node=2 train.py --data data.npz --epochs 3 --batch-size 32 --lr 1e-3
 
 Several machines: the same command on each, with torchrun's --nnodes, --node-rank and
---rdzv-endpoint HOST:PORT. Data: an .npz with x, y, optional lengths and the batch axis of x and
-y (specchain.data.write_training_file writes it). --batch-size is the global batch: each of the N
-processes takes batch-size / N examples of it, so a step sees the examples one process would see
-with the whole batch when the number of examples is a multiple of N (DistributedSampler repeats
-a few examples to fill the last batches otherwise). Backend: nccl on GPUs, gloo on CPU. Rank 0 saves
-the trained weights as model.safetensors. Needs torch, numpy and safetensors.
+--rdzv-endpoint HOST:PORT. Data: an .npz (specchain.data.write_training_file writes it) with,
+for one input, x, optional lengths and x_batch_axis; for several, x0, x1, ... (in the order
+forward takes them), each with x{{i}}_batch_axis and optional lengths{{i}}; and y, y_batch_axis.
+--batch-size is the global batch: each of the N processes takes batch-size / N examples of it
+(the same examples from every input), so a step sees the examples one process would see with
+the whole batch when the number of examples is a multiple of N (DistributedSampler repeats a
+few examples to fill the last batches otherwise). Backend: nccl on GPUs, gloo on CPU. Rank 0
+saves the trained weights as model.safetensors. Needs torch, numpy and safetensors.
 """
 
 import argparse
@@ -78,9 +93,10 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-TAKES_LENGTHS = {takes_lengths}
-PADDED_OUTPUT = {padded_output}  # the output keeps the input's lengths: padding is left out
-TIME_AXIS, BATCH_AXIS = {time_axis}, {batch_axis}  # of the output, when it is padded
+ARGUMENTS = {arguments}  # forward's inputs, in order
+TAKES_LENGTHS = {takes_lengths}  # per input: forward takes its lengths after it
+OUTPUT_LENGTHS = {output_lengths}  # the input whose lengths the output keeps, or None
+TIME_AXIS, BATCH_AXIS = {time_axis}, {batch_axis}  # of the output, when it keeps lengths
 LOSS = "{loss}"
 
 
@@ -97,37 +113,60 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def batch_first(data, key: str) -> torch.Tensor:
+    """Array ``key`` with its examples on axis 0 (its ``key_batch_axis``)."""
+    return torch.from_numpy(np.moveaxis(data[key], int(data[key + "_batch_axis"]), 0))
+
+
 class Examples(torch.utils.data.Dataset):
-    """The examples of the data file, one index per example."""
+    """The examples of the data file, one index per example; each input keeps its lengths."""
 
     def __init__(self, path: str) -> None:
         data = np.load(path)
-        self.x = torch.from_numpy(np.moveaxis(data["x"], int(data["x_batch_axis"]), 0))
-        self.y = torch.from_numpy(np.moveaxis(data["y"], int(data["y_batch_axis"]), 0))
-        self.x_axis, self.y_axis = int(data["x_batch_axis"]), int(data["y_batch_axis"])
-        self.lengths = torch.from_numpy(data["lengths"]) if "lengths" in data else None
-        if TAKES_LENGTHS and self.lengths is None:
-            raise SystemExit(f"{{path}} has no lengths, but the model takes them")
-        if not TAKES_LENGTHS and self.lengths is not None:
+        numbered = [k[1:] for k in data.files if k[:1] == "x" and k[1:].isdigit()]
+        suffixes = [""] if "x" in data else sorted(numbered, key=int)  # x0, x1, ...
+        if len(suffixes) != len(ARGUMENTS):
             raise SystemExit(
-                f"{{path}} has lengths, but the model takes none: export a model that starts "
-                "with sc.Input(..., lengths=True), or write the data without lengths"
+                f"{{path}} holds {{len(suffixes)}} inputs, but the model takes "
+                f"{{len(ARGUMENTS)}} {{ARGUMENTS}}: write the data with "
+                "specchain.data.write_training_file(path, model, data) for this model"
             )
+        self.x = [batch_first(data, "x" + s) for s in suffixes]
+        self.x_axes = [int(data[f"x{{s}}_batch_axis"]) for s in suffixes]
+        self.lengths = [
+            torch.from_numpy(data["lengths" + s]) if "lengths" + s in data else None
+            for s in suffixes
+        ]
+        self.y, self.y_axis = batch_first(data, "y"), int(data["y_batch_axis"])
+        for name, takes, lengths in zip(ARGUMENTS, TAKES_LENGTHS, self.lengths):
+            if takes and lengths is None:
+                raise SystemExit(f"{{path}}: no lengths for {{name}}; the model takes them")
+            if not takes and lengths is not None:
+                raise SystemExit(
+                    f"{{path}} has lengths for {{name}}, but the model takes none: export a "
+                    "model that starts with sc.Input(..., lengths=True), or write the data "
+                    "without lengths"
+                )
 
     def __len__(self) -> int:
-        return self.x.shape[0]
+        return self.y.shape[0]
 
     def __getitem__(self, i: int) -> int:
         return i
 
     def batch(
-        self, index: list[int]
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """x, lengths and y of the examples ``index``, on their batch axes."""
+        self, index: list[int], device: torch.device
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None, torch.Tensor]:
+        """The examples ``index``: forward's arguments (each input on its batch axis, its
+        lengths right after it), the lengths the output keeps (or None) and y."""
         rows = torch.tensor(index)
-        x = self.x[rows].movedim(0, self.x_axis)
-        y = self.y[rows].movedim(0, self.y_axis)
-        return x, (None if self.lengths is None else self.lengths[rows]), y
+        inputs = []
+        for x, axis, lengths in zip(self.x, self.x_axes, self.lengths):
+            inputs.append(x[rows].movedim(0, axis).to(device))
+            if lengths is not None:
+                inputs.append(lengths[rows])  # lengths stay on the CPU
+        kept = None if OUTPUT_LENGTHS is None else self.lengths[OUTPUT_LENGTHS][rows]
+        return inputs, kept, self.y[rows].movedim(0, self.y_axis).to(device)
 
 
 def loss_of(
@@ -135,7 +174,7 @@ def loss_of(
 ) -> torch.Tensor:
     """The mean loss over the positions that count (padding left out)."""
     keep = None
-    if PADDED_OUTPUT and lengths is not None:
+    if lengths is not None:
         steps = torch.arange(out.shape[TIME_AXIS], device=out.device)
         shape = [1] * out.dim()
         shape[TIME_AXIS] = -1
@@ -160,18 +199,19 @@ def loss_of(
 
 def main() -> None:
     args = arguments()
+    examples = Examples(args.data)  # a wrong file stops here, before any process group
     cuda = torch.cuda.is_available()
     dist.init_process_group("nccl" if cuda else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device("cuda", local) if cuda else None
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
     if args.batch_size % world:
         raise SystemExit(f"--batch-size {{args.batch_size}} is not a multiple of {{world}}")
-    examples = Examples(args.data)
     weights = load_file(args.weights)
     dtype = next(iter(weights.values())).dtype  # training keeps the weights' precision
-    if examples.x.is_floating_point() and examples.x.dtype != dtype:
-        raise SystemExit(f"{{args.data}}: x is {{examples.x.dtype}}, weights {{dtype}}")
+    for name, x in zip(ARGUMENTS, examples.x):
+        if x.is_floating_point() and x.dtype != dtype:
+            raise SystemExit(f"{{args.data}}: {{name}} is {{x.dtype}}, weights {{dtype}}")
     model = {class_name}().to(dtype)
     model.load_state_dict(weights)
     model.to(device)
@@ -189,10 +229,8 @@ def main() -> None:
         sampler.set_epoch(epoch)
         total = torch.zeros(2, dtype=torch.float64, device=device)
         for index in loader:
-            x, lengths, y = examples.batch(index)
-            x, y = x.to(device) if cuda else x, y.to(device) if cuda else y
-            out = ddp(x, lengths) if TAKES_LENGTHS else ddp(x)
-            loss = loss_of(out, y, lengths)
+            inputs, lengths, y = examples.batch(index, device)
+            loss = loss_of(ddp(*inputs), y, lengths)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
