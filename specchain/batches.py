@@ -99,13 +99,22 @@ class Examples:
         return tree_map(lambda part: part.take(index), self.tree)
 
     def check_axes(self, model: SpecChain) -> None:
-        """Refuse an input without its batch axis."""
-        for part in self.parts:
+        """Refuse an input without its batch axis, and (with several inputs, whose counts are
+        compared next) one whose rank is not its type's, naming that input."""
+        parts = self.parts
+        for part in parts:
             if part.data.ndim <= part.axis:
                 raise ShapeError(
                     f"{part.where} of shape {list(part.data.shape)} have no batch axis "
                     f"{part.axis}; the model takes {model.in_type} and gives {model.out_type} "
                     "(time-major: [T, N, ...])"
+                )
+            rank = part.type.rank if isinstance(part.type, TensorType) else None
+            if len(parts) > 1 and rank is not None and part.data.ndim != rank:
+                raise ShapeError(
+                    f"{part.where} of shape {list(part.data.shape)} has {part.data.ndim} axes, "
+                    f"but the model takes {part.type} there ({rank} axes, the examples on axis "
+                    f"{part.axis}); pass that input with all its axes"
                 )
 
     def check_counts(self, owner: str) -> None:

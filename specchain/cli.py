@@ -60,13 +60,16 @@ def _export(args: argparse.Namespace) -> int:
 
     _check_export_folder(Path(args.out), args.force)
     model = resolve_model(args.model, args.custom, args)
-    written = pytorch.export(model, args.out, class_name=args.class_name, source=args.model)
-    print(f"wrote {written} with model.safetensors, reference.npz and test_model.py")
-    if args.trainer:
+    trainer = None
+    if args.trainer:  # made first: a model train.py cannot take leaves no half-written folder
         from specchain.exporters.pytorch.trainer import trainer_source
 
+        trainer = trainer_source(model, args.class_name, args.loss)
+    written = pytorch.export(model, args.out, class_name=args.class_name, source=args.model)
+    print(f"wrote {written} with model.safetensors, reference.npz and test_model.py")
+    if trainer is not None:
         script = Path(args.out) / "train.py"
-        script.write_text(trainer_source(model, args.class_name, args.loss), encoding="utf-8")
+        script.write_text(trainer, encoding="utf-8")
         print(
             f"wrote {script}: write the data with specchain.data.write_training_file(path, model, "
             "data), then run: torchrun --nproc_per_node=2 train.py --data data.npz --epochs 3 "

@@ -273,7 +273,11 @@ def _validation(chain: SpecChain, loss: Loss, data: Data) -> tuple[Examples, np.
     inputs.check_axes(chain)
     out_axis = target_axis(chain, targets)
     inputs.check_lengths("fit.validation_data")
-    check_example_counts("fit.validation_data", chain, inputs, targets, out_axis)
+    if check_example_counts("fit.validation_data", chain, inputs, targets, out_axis) == 0:
+        raise SpecError(
+            f"fit.validation_data holds no examples (inputs of shape {inputs.shapes()}): its loss "
+            "would be NaN every epoch; pass held-out examples, or validation_data=None"
+        )
     return inputs, targets
 
 

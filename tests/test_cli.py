@@ -544,3 +544,17 @@ def test_building_the_help_draws_no_weights() -> None:
     cli_options.model_forms.cache_clear()
     build_parser()
     np.testing.assert_array_equal(LSTM(4, 5).params["weight_ih_l0"], alone)
+
+
+def test_export_trainer_of_a_model_train_py_cannot_take_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "nested.py").write_text(
+        "import specchain as sc\nfrom specchain.modules import Linear\n\n"
+        "def build():\n"
+        "    return sc.parallel(Linear(3, 2), sc.parallel(Linear(3, 2), Linear(3, 2)))\n"
+    )
+    done = run_python(
+        "-m", "specchain", "export", "nested.py:build", "--out", "out", "--trainer", cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert "train.py gives each forward argument one tensor" in done.stderr
+    assert not (tmp_path / "out").exists()  # checked before anything was written

@@ -252,3 +252,24 @@ def test_an_input_without_its_batch_axis_is_named() -> None:
         r"takes \(source: \[S, B, 3\], decoder_inputs: \[T, B, 3\]\)",
     ):
         fit(model, ((source, decoder[:, 0, 0]), targets), sc.losses.mse, SGD(model, lr=0.1))
+
+
+def test_empty_validation_data_is_refused() -> None:
+    model = zoo.classifier(3, 4, 2)
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((5, 6, 3)), rng.integers(0, 2, 6))
+    empty = (np.zeros((5, 0, 3)), np.zeros(0, dtype=np.int64))
+    with pytest.raises(sc.SpecError, match=r"validation_data holds no examples .*\[5, 0, 3\]"):
+        fit(model, data, sc.losses.cross_entropy, SGD(model, lr=0.1), 1, 3, progress=False,
+            validation_data=empty)  # fmt: skip
+
+
+def test_an_input_of_the_wrong_rank_is_named() -> None:
+    model = zoo.attention_seq2seq(3, 4, 2).to(np.float64)
+    rng = np.random.default_rng(0)
+    src, dec = rng.standard_normal((4, 10, 3)), rng.standard_normal((5, 10, 3))
+    targets = rng.standard_normal((5, 10, 2))
+    with pytest.raises(sc.ShapeError, match=r"^inputs\[0\] \(source\) of shape \[10, 3\] has 2"):
+        fit(
+            model, ((src[0], dec), targets), sc.losses.mse, SGD(model, lr=0.1), 1, 4, progress=False
+        )
