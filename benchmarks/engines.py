@@ -12,8 +12,9 @@ way's steady epoch time (the mean over the ``--epochs`` epochs after the first),
 / torch engine and torch engine / hand-written (target <= 1.05: the engine adds its batching, its
 finiteness checks and, every epoch, the weights taken from and written back into the spec), and
 the torch engine's one-time cost per ``fit`` call (``setup``: building the module in memory and the
-checks; measured on a second call, after a warm-up call of one epoch), which a run of E epochs
-spreads over E. CPU time of the
+checks; measured after a warm-up call of one epoch), which a run of E epochs spreads over E. The
+ways take turns, ``--repeats`` timed calls each, and each way's best call counts (the least
+disturbed by the machine's other work). CPU time of the
 process (all its threads) by default: it stays meaningful on a busy machine, where wall time does
 not. The hand-written loop is what a PyTorch user writes: tensors made once, ``torch.optim.Adam``
 with its defaults, ``F.cross_entropy``.
@@ -119,12 +120,18 @@ def main() -> None:
         "--epochs", type=int, default=5, help="timed epochs per way (after one more)"
     )
     parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated: small,large")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed calls per way, in turn; the best counts"
+    )
     parser.add_argument("--wall", action="store_true", help="wall time instead of CPU time")
     args = parser.parse_args()
     clock = time.perf_counter if args.wall else time.process_time
     kind = "wall" if args.wall else "CPU"
     threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {threads} threads; mean epoch {kind} seconds")
+    print(
+        f"torch {torch.__version__}, {threads} threads; mean epoch {kind} seconds, best of "
+        f"{args.repeats} calls per way"
+    )
     print(f"numpy's BLAS: {blas_kernels()}")
     print(
         f"{'size':<7}{'numpy':>9}{'torch eng':>11}{'hand':>9}{'np/eng':>9}{'eng/hand':>10}"
@@ -143,9 +150,8 @@ def main() -> None:
         ]
         for run in runs:
             run(1, clock)  # warm-up: torch's first calls, the thread pools, the caches
-        (numpy_t, _), (engine_t, setup), (hand_t, _) = (
-            timed(run, args.epochs, clock) for run in runs
-        )
+        rounds = [[timed(run, args.epochs, clock) for run in runs] for _ in range(args.repeats)]
+        (numpy_t, _), (engine_t, setup), (hand_t, _) = (min(way) for way in zip(*rounds))
         print(
             f"{name:<7}{numpy_t:>9.4f}{engine_t:>11.4f}{hand_t:>9.4f}"
             f"{numpy_t / engine_t:>9.2f}{engine_t / hand_t:>10.2f}{setup:>11.4f}"

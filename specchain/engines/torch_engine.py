@@ -78,6 +78,10 @@ class TorchEngine:
         self.torch_optimizer = _torch_optimizer(torch, optimizer, self.params)
         self.output_lengths = lengths.output_lengths_argument(chain, self.names)
         self.checked_inputs = self.checked_targets = False
+        self.non_finite_flags = (  # the fused check's found-flag and unit scale (float32 only)
+            torch.zeros(1, dtype=torch.float32, device=self.device),
+            torch.ones(1, dtype=torch.float32, device=self.device),
+        )
         self.module.train(True)  # dropout on: every step trains (validation runs in numpy)
         self.dropout_stream: Any = None  # this engine's torch RNG state (``seed``)
         self.user_stream: Any = None  # the caller's, held while the engine's is in use
@@ -161,7 +165,7 @@ class TorchEngine:
             self.loss(self._numpy_output(out, lens), yb)
             self.checked_targets = True
         target = self._tensor(yb)
-        if not target.is_floating_point():
+        if not target.is_floating_point() and target.dtype != torch.int64:
             target = target.long()  # class indices of any integer type, as numpy takes them
         try:
             value = torch_loss_value(torch, self.loss, out, target, keep)
@@ -171,7 +175,8 @@ class TorchEngine:
         number = float(value.detach())
         if not math.isfinite(number):
             raise FloatingPointError(f"the loss is {number}")
-        self.torch_optimizer.zero_grad(set_to_none=True)
+        for p in self.params.values():  # zero_grad(set_to_none=True), without its profiler hooks
+            p.grad = None
         value.backward()
         self._check_gradients(number)
         norm = None
@@ -189,8 +194,8 @@ class TorchEngine:
         grads = {ours: p.grad for ours, p in self.params.items() if p.grad is not None}
         if not grads:
             return
-        found = torch.zeros(1, dtype=torch.float32, device=self.device)  # the op's dtype
-        one = torch.ones(1, dtype=torch.float32, device=self.device)
+        found, one = self.non_finite_flags
+        found.zero_()
         torch._amp_foreach_non_finite_check_and_unscale_(list(grads.values()), found, one)
         if not float(found):
             return
@@ -229,7 +234,8 @@ class TorchEngine:
         return padded.Padded(result, np.asarray(lens), time, batch)
 
     def _tensor(self, a: Any) -> Any:
-        return self.torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        tensor = self.torch.from_numpy(np.ascontiguousarray(a))
+        return tensor if self.device.type == "cpu" else tensor.to(self.device)
 
     def _keep_mask(self, out: Any, lens: Any) -> Any:
         """The positions of a padded output that count, as the numpy loss finds them."""
