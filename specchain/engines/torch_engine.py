@@ -10,7 +10,10 @@ keeps holding them) and the torch optimizer's state into the specchain optimizer
 
 Equal and not: in float64 with dropout 0 the losses and parameters agree with the numpy engine
 to rounding (the operations are the same, their summation order is not); dropout masks come
-from torch's generator, so with dropout the runs differ (both are correct).
+from torch's generator, so with dropout the runs differ (both are correct). The dropout stream is
+the engine's own (``seed``; ``fit`` seeds it as every epoch starts from its ``rng``): swapped into
+torch's global generator for the engine's steps, swapped out again by ``finish``. The targets get
+the numpy loss's checks (shape, dtype, label range) before torch sees them.
 """
 
 from __future__ import annotations
@@ -162,7 +165,7 @@ class TorchEngine:
         keep = None if lens is None else self._keep_mask(out, lens)
         result = self._numpy_output(out, lens) if outputs else None
         if not self.checked_targets:  # numpy's checks of the targets, on the first batch
-            self.loss(self._numpy_output(out, lens), yb)
+            self.loss(self._numpy_output(out, lens) if result is None else result, yb)
             self.checked_targets = True
         target = self._tensor(yb)
         if not target.is_floating_point() and target.dtype != torch.int64:
