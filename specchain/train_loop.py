@@ -128,7 +128,9 @@ class EpochRunner:
         the run's generator as the epoch starts (a resumed run restores that generator, so it
         draws the masks the uninterrupted run drew)."""
         if self.engine is not None:
-            self.engine.seed(int(copy.deepcopy(self.state.rng).integers(2**62)))
+            drawn = int(copy.deepcopy(self.state.rng).integers(2**62))  # rng as the epoch starts
+            epoch = self.state.epoch  # and the epoch: new masks even without shuffling
+            self.engine.seed(int(np.random.SeedSequence([drawn, epoch]).generate_state(1)[0]))
             self.engine.refresh()
 
     def sync(self) -> None:

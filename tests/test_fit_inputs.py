@@ -240,6 +240,9 @@ def test_the_training_file_refuses_what_fit_refuses(tmp_path: Path) -> None:
         r"batch axis 1 \(shape \[3, 9, 3\]\), expected 10",
     ):
         write_training_file(tmp_path / "data.npz", model, (fewer, targets))
+    empty = ((source[:, :0], source_lengths[:0]), (decoder[:, :0], np.full(0, T)))
+    with pytest.raises(sc.SpecError, match=r"^write_training_file: the data holds no examples"):
+        write_training_file(tmp_path / "data.npz", model, (empty, targets[:, :0]))
     assert not (tmp_path / "data.npz").exists()
 
 

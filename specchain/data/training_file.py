@@ -18,7 +18,7 @@ import numpy as np
 from specchain.batches import Part, target_axis, unpack
 from specchain.chain import SpecChain
 from specchain.fit_args import check_example_counts
-from specchain.types import TupleType
+from specchain.types import SpecError, TupleType
 
 OWNER = "write_training_file"
 
@@ -33,7 +33,11 @@ def write_training_file(path: str | Path, model: SpecChain, data: Any) -> Path:
     inputs.check_axes(model)
     y_axis = target_axis(model, targets)
     inputs.check_lengths(OWNER)
-    check_example_counts(OWNER, model, inputs, targets, y_axis)
+    if check_example_counts(OWNER, model, inputs, targets, y_axis) == 0:
+        raise SpecError(
+            f"{OWNER}: the data holds no examples (inputs of shape {inputs.shapes()}); train.py "
+            "would save untrained weights; pass the training examples"
+        )
     arrays: dict[str, np.ndarray] = {"y": np.asarray(targets), "y_batch_axis": np.array(y_axis)}
     if isinstance(model.in_type, TupleType):
         for i, part in enumerate(inputs.parts):

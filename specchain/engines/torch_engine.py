@@ -164,7 +164,9 @@ class TorchEngine:
         lens = None if self.output_lengths is None else given[self.output_lengths]
         keep = None if lens is None else self._keep_mask(out, lens)
         result = self._numpy_output(out, lens) if outputs else None
-        if not self.checked_targets:  # numpy's checks of the targets, on the first batch
+        if not self.checked_targets or self.device.type != "cpu":
+            # numpy's checks of the targets: on the first batch; on a GPU on every batch (a
+            # label out of range there is a device-side assert, not an error to translate)
             self.loss(self._numpy_output(out, lens) if result is None else result, yb)
             self.checked_targets = True
         target = self._tensor(yb)
@@ -199,7 +201,10 @@ class TorchEngine:
             return
         found, one = self.non_finite_flags
         found.zero_()
-        torch._amp_foreach_non_finite_check_and_unscale_(list(grads.values()), found, one)
+        try:
+            torch._amp_foreach_non_finite_check_and_unscale_(list(grads.values()), found, one)
+        except (NotImplementedError, RuntimeError):  # a torch without the op on this device
+            found.fill_(not all(bool(torch.isfinite(g).all()) for g in grads.values()))
         if not float(found):
             return
         bad = next(ours for ours, grad in grads.items() if not bool(torch.isfinite(grad).all()))

@@ -296,3 +296,15 @@ def test_targets_get_the_numpy_engines_checks() -> None:
     labels[9] = 7  # in the third batch: found when torch refuses it
     with pytest.raises(SpecError, match=r"target 7 at position \[1\] is out of range for 3"):
         train(labels, cross_entropy)
+
+
+def test_without_shuffling_each_epoch_still_draws_new_masks() -> None:
+    sc.seed(0)
+    model = zoo.stacked(4, 8, 3, num_layers=2, dropout=0.5).to(np.float64)
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((5, 4, 4)), rng.standard_normal((5, 4, 3)))
+    optimizer = Adam(model, lr=1e-300)  # the weights stay: only the masks change the loss
+    history = fit(
+        model, data, mse, optimizer, 3, 4, rng=1, progress=False, engine="torch", shuffle=False
+    )
+    assert len(set(history.step_loss)) == 3

@@ -102,16 +102,18 @@ def test_padded_batches_train_with_their_lengths(tmp_path: Path) -> None:
 
 
 def test_several_inputs_two_processes_match_fit_on_the_whole_batch(tmp_path: Path) -> None:
-    """attention_seq2seq with lengths on both inputs: the source lengths vary, the decoder
-    inputs (whose lengths the output keeps) run to the end, so each process holds the same
-    number of positions and DDP's averaged gradient is the whole batch's: three full-batch SGD
-    steps under torchrun equal three of fit's."""
+    """attention_seq2seq with lengths on both inputs, all varying: the output keeps the decoder
+    lengths, so the two processes hold different numbers of positions, and the loss is still the
+    whole batch's mean: three full-batch SGD steps under torchrun equal three of fit's."""
     model, reference = (_attention(lengths=True), _attention(lengths=True))  # twins
     rng = np.random.default_rng(2)
     n, steps, source_steps = 8, 3, 5
     source, decoder = rng.standard_normal((source_steps, n, 3)), rng.standard_normal((steps, n, 3))
     source_lengths = rng.integers(1, source_steps + 1, n)
-    inputs = ((source, source_lengths), (decoder, np.full(n, steps)))
+    decoder_lengths = np.array(
+        [1, 3, 3, 1, 3, 2, 2, 2]
+    )  # 7 positions on one process, 9 on the other
+    inputs = ((source, source_lengths), (decoder, decoder_lengths))
     targets = rng.standard_normal((steps, n, 2))
     _prepare(model, tmp_path, (inputs, targets), "mse")
     options = ("--epochs=3", f"--batch-size={n}", "--lr=0.1", "--optimizer=sgd")

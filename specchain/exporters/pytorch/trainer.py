@@ -13,9 +13,10 @@ a step sees the same examples as one process with the whole batch), takes the sa
 every input on its own batch axis, calls the exported ``forward`` with each input and its lengths
 right after it (``Names.signature``), trains with ``gloo`` on CPU or ``nccl`` on GPUs, and saves
 rank 0's weights as ``model.safetensors`` (``load_torch_state`` reads them back into the spec).
-The loss is each process's mean over its positions that count (padding left out); DDP averages
-the gradients, which is the whole batch's mean when every process holds the same number of
-positions (always without padding).
+The loss is the whole global batch's mean over its positions that count (padding and ignored
+labels left out), however they are spread over the processes: each process scales its sum by the
+world size over the all-reduced number of positions, and DDP averages the gradients. The printed
+epoch loss is ``fit``'s: the batch means weighted by their examples.
 """
 
 from __future__ import annotations
@@ -169,10 +170,10 @@ class Examples(torch.utils.data.Dataset):
         return inputs, kept, self.y[rows].movedim(0, self.y_axis).to(device)
 
 
-def loss_of(
+def loss_sum(
     out: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None
-) -> torch.Tensor:
-    """The mean loss over the positions that count (padding left out)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss summed over the positions that count (padding left out) and their number."""
     keep = None
     if lengths is not None:
         steps = torch.arange(out.shape[TIME_AXIS], device=out.device)
@@ -187,14 +188,14 @@ def loss_of(
             counts = counts & keep[..., 0]
         safe = torch.where(counts, y, torch.zeros_like(y))
         picked = torch.log_softmax(out, -1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        total = -torch.where(counts, picked, torch.zeros_like(picked)).sum()
-        return total / counts.sum()
+        losses = -torch.where(counts, picked, torch.zeros_like(picked))
+        return losses.sum(), counts.sum()
     diff = out - y
     if keep is None:
-        return (diff * diff).mean()
+        return (diff * diff).sum(), torch.tensor(diff.numel(), device=diff.device)
     keep = keep.expand_as(diff)
     diff = torch.where(keep, diff, torch.zeros_like(diff))
-    return (diff * diff).sum() / keep.sum()
+    return (diff * diff).sum(), keep.sum()
 
 
 def main() -> None:
@@ -230,12 +231,19 @@ def main() -> None:
         total = torch.zeros(2, dtype=torch.float64, device=device)
         for index in loader:
             inputs, lengths, y = examples.batch(index, device)
-            loss = loss_of(ddp(*inputs), y, lengths)
+            summed, count = loss_sum(ddp(*inputs), y, lengths)
+            # the global batch's loss sum, positions and examples, from every process
+            examples_here = torch.tensor(len(index), device=device)
+            batch = torch.stack([summed.detach(), count, examples_here]).double()
+            dist.all_reduce(batch)
+            # DDP averages gradients over the processes: world / (all positions) makes that
+            # the gradient of the global batch's mean, however the positions are spread
+            loss = summed * (world / batch[1].item())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += torch.tensor([loss.item() * len(index), len(index)], device=device)
-        dist.all_reduce(total)
+            # the epoch's loss as fit's History has it: batch means weighted by examples
+            total += torch.stack([batch[0] / batch[1] * batch[2], batch[2]])
         if rank == 0:
             mean = (total[0] / total[1]).item()
             print(f"epoch {{epoch + 1}}/{{args.epochs}} - loss: {{mean:.6f}}")
