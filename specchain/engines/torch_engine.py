@@ -268,34 +268,14 @@ class TorchEngine:
 
 def _torch_optimizer(torch: ModuleType, optimizer: Optimizer, params: dict[str, Any]) -> Any:
     """``torch.optim.SGD``/``Adam`` with the same hyper-parameters and state, single-tensor."""
-    ordered = list(params.values())
-    if isinstance(optimizer, Adam):
-        made = torch.optim.Adam(
-            ordered,
-            lr=optimizer.lr,
-            betas=optimizer.betas,
-            eps=optimizer.eps,
-            weight_decay=optimizer.weight_decay,
-            amsgrad=optimizer.amsgrad,
-            maximize=optimizer.maximize,
-            foreach=False,
-        )
-    elif isinstance(optimizer, SGD):
-        made = torch.optim.SGD(
-            ordered,
-            lr=optimizer.lr,
-            momentum=optimizer.momentum,
-            dampening=optimizer.dampening,
-            nesterov=optimizer.nesterov,
-            weight_decay=optimizer.weight_decay,
-            maximize=optimizer.maximize,
-            foreach=False,
-        )
-    else:
+    if not isinstance(optimizer, (Adam, SGD)):
         raise SpecError(
             f"engine='torch' trains with SGD or Adam from specchain.optim, got "
             f"{type(optimizer).__name__}; use one of those, or engine='numpy'"
         )
+    settings = {key: getattr(optimizer, key) for key in optimizer.hyperparameters}  # torch's names
+    kind = torch.optim.Adam if isinstance(optimizer, Adam) else torch.optim.SGD
+    made = kind(list(params.values()), foreach=False, **settings)
     for name, buffers in optimizer.state.items():
         p = params[name]
         state: dict[str, Any] = {}
